@@ -1,0 +1,208 @@
+"""The ``radford`` command: LightningCLI subcommands driven by recipes, plus radford's own commands.
+
+``radford fit --recipe gpt2-tiny --trainer.max_steps 20`` reads the recipe, replaces registered short
+names (``class_path: gpt2``) with import paths, and hands the result to LightningCLI as a config; several
+``--recipe`` flags compose and later values win. Mistakes a user can make end as one line on stderr and
+exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from radford import recipes, registry
+from radford.config_errors import one_line
+from radford.errors import RadfordError
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+RUNS_DIR = "runs"
+# Which registry a ``class_path`` is looked up in, by the key that holds it.
+SECTION_KINDS = {"model": "models", "data": "data", "tokenizer": "tokenizers"}
+
+
+def _class_kind(key: str) -> str | None:
+    """The registry kind when a key names a class: ``model``, ``data.class_path``, ``...tokenizer``."""
+    parts = [p for p in key.removeprefix("--").split(".") if p != "init_args"]
+    if parts and parts[-1] == "class_path":
+        parts.pop()
+    if parts in (["model"], ["data"]) or (parts and parts[-1] == "tokenizer"):
+        return SECTION_KINDS[parts[-1]]
+    return None
+
+
+def _resolve(key: str, value: Any) -> Any:
+    """A registered short name under a class key becomes its import path; anything else is kept."""
+    kind = _class_kind(key)
+    if kind and isinstance(value, str) and value and "." not in value:
+        return registry.class_path(kind, value)
+    return value
+
+
+def resolve_short_names(config: Any, key: str = "") -> Any:
+    """Rewrite short names (``class_path: gpt2``, ``tokenizer: char``) in a config to import paths."""
+    if isinstance(config, dict):
+        return {k: resolve_short_names(v, f"{key}.{k}" if key else k) for k, v in config.items()}
+    if isinstance(config, list):
+        return [resolve_short_names(item, key) for item in config]
+    return _resolve(key, config)
+
+
+def _config_argument(path: Path) -> str:
+    """A recipe as the JSON text LightningCLI's ``--config`` accepts, short names resolved."""
+    return json.dumps(resolve_short_names(recipes.load(path)))
+
+
+def expand_recipes(args: Sequence[str]) -> tuple[list[str], str | None]:
+    """Replace ``--recipe X`` and ``--config X`` by resolved configs; return them and the first recipe's name."""
+    expanded: list[str] = []
+    run_name = None
+    items = iter(args)
+    for arg in items:
+        flag, eq, value = arg.partition("=")
+        if flag in ("--recipe", "--config", "-c"):
+            if not eq:
+                value = next(items, "")
+            if not value:
+                raise RadfordError(f"{flag} needs a value: a recipe name or a YAML file")
+            path = recipes.find(value) if flag == "--recipe" else Path(value)
+            if flag != "--recipe" and not path.is_file():
+                raise RadfordError(f"config file {value!r} not found")
+            run_name = run_name or path.stem
+            expanded += ["--config", _config_argument(path)]
+        elif flag.startswith("--") and _class_kind(flag):
+            expanded += [flag, _resolve(flag, value if eq else next(items, ""))]
+        else:
+            expanded.append(arg)
+    return expanded, run_name
+
+
+def _next_version(root: Path) -> int:
+    versions = [int(p.name.split("_")[1]) for p in root.glob("version_*") if p.name.split("_")[1].isdigit()]
+    return max(versions, default=-1) + 1
+
+
+def trainer_defaults(run_name: str) -> dict[str, Any]:
+    """Where a run writes: ``runs/<recipe>/version_N`` with a CSV log, TensorBoard events and checkpoints."""
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+
+    root = Path(RUNS_DIR) / run_name
+    # One version for both loggers, so a run's files share a folder. DDP starts the other ranks by
+    # running this command again: they take rank zero's version rather than counting folders anew.
+    if os.environ.get("LOCAL_RANK", "0") != "0" and "RADFORD_RUN_VERSION" in os.environ:
+        version = int(os.environ["RADFORD_RUN_VERSION"])
+    else:
+        version = _next_version(root)
+        os.environ["RADFORD_RUN_VERSION"] = str(version)
+    logger_args = {"save_dir": str(root), "name": "", "version": version}
+    return {
+        "default_root_dir": str(root),
+        "logger": [
+            {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": logger_args},
+            {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": logger_args},
+        ],
+        # LightningCLI appends these to a recipe's own callbacks (as instances: it does not parse them).
+        "callbacks": [ModelCheckpoint(save_last=True), LearningRateMonitor(logging_interval="step")],
+    }
+
+
+def _lightning_cli_class() -> type:
+    from lightning.pytorch.cli import LightningCLI
+
+    class RadfordCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser) -> None:
+            # The tokenizer decides the vocabulary; the model takes it from the data module.
+            parser.link_arguments("data.vocab_size", "model.init_args.vocab_size", apply_on="instantiate")
+
+    return RadfordCLI
+
+
+def run_lightning(args: Sequence[str]) -> None:
+    """``fit``, ``validate``, ``test`` or ``predict`` through LightningCLI."""
+    from lightning import LightningDataModule, LightningModule
+
+    expanded, run_name = expand_recipes(args)
+    cli_class = _lightning_cli_class()
+    # We hand LightningCLI the expanded arguments on purpose; sys.argv keeps the user's for DDP relaunches.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+    try:
+        cli_class(
+            LightningModule,
+            LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            trainer_defaults=trainer_defaults(run_name or "default"),
+            parser_kwargs={"exit_on_error": False},
+            save_config_kwargs={"overwrite": True},
+            args=expanded,
+        )
+    except argparse.ArgumentError as error:
+        raise RadfordError(one_line(str(error))) from error
+
+
+def show_plugins(args: Sequence[str]) -> None:
+    """List every registered plugin, its distribution, and whether it loads."""
+    argparse.ArgumentParser(prog="radford plugins", description=show_plugins.__doc__).parse_args(args)
+    for kind in registry.GROUPS:
+        print(f"{kind}:")
+        for plugin in registry.plugins(kind):
+            try:
+                plugin.load()
+                state = "ok"
+            except registry.PluginLoadError as error:
+                state = f"BROKEN: {error}"
+            print(f"  {plugin.name:<18} {plugin.distribution:<18} {plugin.target:<40} {state}")
+        for name, claims in registry.clashes(kind).items():
+            if not any(p.builtin for p in claims):
+                owners = " and ".join(p.distribution for p in claims)
+                print(f"  {name:<18} CLASH: claimed by {owners}; use the full class path")
+
+
+def show_recipes(args: Sequence[str]) -> None:
+    """List every bundled and plugin-provided recipe with its description."""
+    argparse.ArgumentParser(prog="radford recipes", description=show_recipes.__doc__).parse_args(args)
+    for recipe in recipes.list_recipes():
+        print(f"{recipe.name:<24} {recipe.distribution:<14} {recipe.description}")
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
+    "plugins": show_plugins,
+    "recipes": show_recipes,
+}
+
+
+def usage() -> str:
+    lines = ["usage: radford COMMAND [options]", "", "training (LightningCLI; add --help for every option):"]
+    lines += [f"  {name:<10} --recipe NAME_OR_YAML [--recipe FRAGMENT ...] [--section.key value ...]"
+              for name in LIGHTNING_COMMANDS]
+    lines += ["", "other commands:"]
+    lines += [f"  {name:<10} {func.__doc__.splitlines()[0]}" for name, func in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = args[0] if args else ""
+    try:
+        if command in ("", "-h", "--help"):
+            print(usage())
+        elif command in COMMANDS:
+            COMMANDS[command](args[1:])
+        elif command in LIGHTNING_COMMANDS:
+            run_lightning(args)
+        else:
+            valid = ", ".join((*LIGHTNING_COMMANDS, *COMMANDS))
+            raise RadfordError(f"unknown command {command!r}; valid: {valid}")
+    except RadfordError as error:
+        print(f"radford: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Helpers shared by tests: run the radford CLI in a subprocess, build and pip-install plugin packages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def radford_cli(*args: str, pythonpath: Path | None = None, cwd: Path | None = None,
+                env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``radford ARGS`` as a user runs it, in a fresh process (entry points are read at start)."""
+    environment = {**os.environ, **(env or {})}
+    if pythonpath is not None:
+        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), environment.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "radford.cli", *args], cwd=cwd or ROOT, env=environment,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def install_plugin(source: Path, site: Path, distribution: str, package: str, files: dict[str, str],
+                   entry_points: dict[str, dict[str, str]], packages: list[str] | None = None,
+                   package_data: dict[str, list[str]] | None = None) -> None:
+    """Write a plugin distribution to ``source`` and ``pip install`` it into the folder ``site``."""
+    for relative, text in files.items():
+        path = source / package / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    groups = "\n".join(
+        f'[project.entry-points."{group}"]\n' + "\n".join(f'"{name}" = "{target}"' for name, target in names.items())
+        for group, names in entry_points.items()
+    )
+    pyproject = f"""\
+[build-system]
+requires = ["setuptools"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "{distribution}"
+version = "0.1.0"
+
+[tool.setuptools]
+packages = {packages or [package]!r}
+
+[tool.setuptools.package-data]
+{chr(10).join(f'"{k}" = {v!r}' for k, v in (package_data or {}).items())}
+
+{groups}
+"""
+    (source / "pyproject.toml").write_text(pyproject.replace("'", '"'))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(site), str(source)],
+        check=True, capture_output=True, text=True,
+    )
