@@ -90,8 +90,6 @@ def _next_version(root: Path) -> int:
 
 def trainer_defaults(run_name: str) -> dict[str, Any]:
     """Where a run writes: ``runs/<recipe>/version_N`` with a CSV log, TensorBoard events and checkpoints."""
-    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-
     root = Path(RUNS_DIR) / run_name
     # One version for both loggers, so a run's files share a folder. DDP starts the other ranks by
     # running this command again: they take rank zero's version rather than counting folders anew.
@@ -107,12 +105,11 @@ def trainer_defaults(run_name: str) -> dict[str, Any]:
             {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": logger_args},
             {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": logger_args},
         ],
-        # LightningCLI appends these to a recipe's own callbacks (as instances: it does not parse them).
-        "callbacks": [ModelCheckpoint(save_last=True), LearningRateMonitor(logging_interval="step")],
     }
 
 
 def _lightning_cli_class() -> type:
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
 
     class RadfordCLI(LightningCLI):
@@ -120,12 +117,25 @@ def _lightning_cli_class() -> type:
             # The tokenizer decides the vocabulary; the model takes it from the data module.
             parser.link_arguments("data.vocab_size", "model.init_args.vocab_size", apply_on="instantiate")
 
+        def instantiate_trainer(self, **kwargs):
+            """Keep ``last.ckpt`` for resuming and log the learning rate, unless the recipe turned those off."""
+            config = self._get(self.config_init, "trainer", default={})
+            callbacks = list(config.get("callbacks") or [])
+            if config.get("enable_checkpointing") is not False and not any(
+                isinstance(c, ModelCheckpoint) for c in callbacks
+            ):
+                callbacks.append(ModelCheckpoint(save_last=True))
+            if config.get("logger") is not False:
+                callbacks.append(LearningRateMonitor(logging_interval="step"))
+            return super().instantiate_trainer(callbacks=callbacks, **kwargs)
+
     return RadfordCLI
 
 
 def run_lightning(args: Sequence[str]) -> None:
     """``fit``, ``validate``, ``test`` or ``predict`` through LightningCLI."""
     from lightning import LightningDataModule, LightningModule
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     expanded, run_name = expand_recipes(args)
     cli_class = _lightning_cli_class()
@@ -144,6 +154,8 @@ def run_lightning(args: Sequence[str]) -> None:
         )
     except argparse.ArgumentError as error:
         raise RadfordError(one_line(str(error))) from error
+    except MisconfigurationException as error:  # Lightning's word for a contradictory trainer config
+        raise RadfordError(str(error).strip().splitlines()[0]) from error
 
 
 def show_plugins(args: Sequence[str]) -> None:

@@ -69,13 +69,13 @@ def one_line(message: str) -> str:
     """The gist of a jsonargparse error: the full key, what was wrong, and the valid choices."""
     lines = [line.strip().removeprefix("- ") for line in message.strip().splitlines() if line.strip()]
     text = "\n".join(lines)
-    if match := _SUBCOMMAND_KEY.search(text):
-        return f"unknown top-level key {match[2]!r}; {_choices(match[2], list(TOP_LEVEL_KEYS))}"
-    if match := _UNRECOGNIZED.search(text):
-        option = match[1].removeprefix("--").split("=")[0]
-        section, _, key = option.partition(".")
-        if section == "trainer" and key:
-            return f"unknown option {match[1]!r}; {_choices(key, _trainer_keys())}"
-        return f"unrecognized arguments: {match[1]}"
+    if match := _SUBCOMMAND_KEY.search(text) or _UNRECOGNIZED.search(text):
+        key = match[match.re.groups].removeprefix("--").split("=")[0]
+        section, _, rest = key.partition(".")
+        if section == "trainer" and rest:
+            return f"unknown option {key!r}; {_choices(rest, _trainer_keys())}"
+        if section not in TOP_LEVEL_KEYS:
+            return f"unknown key {key!r}; {_choices(section, list(TOP_LEVEL_KEYS))}"
+        return f"unknown option {key!r}"
     # Unknown shapes: the first two lines hold the key and the complaint; the rest is context.
     return _nested(lines) or " ".join(lines[:2])

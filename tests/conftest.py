@@ -16,3 +16,22 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip("RADFORD_TEST_DATA (default ../shared) not found: real data tests need it")
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def token_cache(tmp_path_factory) -> Path:
+    """Tests (and the CLI subprocesses they start) cache tokens in a temporary folder, never in ~/.cache."""
+    path = tmp_path_factory.mktemp("radford-cache")
+    os.environ["RADFORD_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory) -> Path:
+    """About 400 KB of real text: the standard library's json, email and logging packages."""
+    stdlib = Path(os.__file__).parent
+    folder = tmp_path_factory.mktemp("corpus")
+    for package in ("json", "email", "logging"):
+        for source in sorted((stdlib / package).glob("*.py")):
+            (folder / f"{package}_{source.name}").write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    return folder

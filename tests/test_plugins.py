@@ -50,6 +50,18 @@ trainer: {max_steps: 3, logger: false, enable_checkpointing: false, enable_progr
 """
 
 
+def parse_listing(stdout: str) -> dict[str, dict[str, str]]:
+    """``radford plugins`` output as {kind: {name: line}}."""
+    listing: dict[str, dict[str, str]] = {}
+    for line in stdout.splitlines():
+        if not line.startswith(" "):
+            kind = line.rstrip(":")
+            listing[kind] = {}
+        elif line.strip():
+            listing[kind][line.split()[0]] = line
+    return listing
+
+
 @pytest.fixture(scope="module")
 def plugin_path(tmp_path_factory) -> Path:
     """One site folder with a working plugin (model, data, recipes) and a broken one, installed by pip."""
@@ -76,9 +88,10 @@ def plugin_path(tmp_path_factory) -> Path:
 def test_plugins_lists_working_and_broken(plugin_path):
     result = radford_cli("plugins", pythonpath=plugin_path)
     assert result.returncode == 0, result.stderr
-    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("  ")}
+    listing = parse_listing(result.stdout)
+    lines = listing["models"]
     assert "radford-toy" in lines["toy"] and lines["toy"].rstrip().endswith("ok")
-    assert "radford-toy" in lines["toydata"]
+    assert "radford-toy" in listing["data"]["toydata"]
     assert "BROKEN" in lines["broken"] and "radford-broken" in lines["broken"]
     assert "a_module_that_does_not_exist" in lines["broken"]
     # A third party claiming a built-in's name loses: gpt2 stays radford's.
@@ -116,5 +129,5 @@ def test_broken_plugin_leaves_gpt2_tiny_training(plugin_path, tmp_path, small_co
         f"--data.init_args.sources=[{small_corpus}]", pythonpath=plugin_path, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert (tmp_path / "runs" / "gpt2-tiny" / "version_0" / "metrics.csv").exists()
+    assert (tmp_path / "runs" / "gpt2-tiny" / "version_0" / "checkpoints" / "last.ckpt").exists()
 

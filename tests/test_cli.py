@@ -1,0 +1,96 @@
+"""The radford command: every mistake a user can make is one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from radford.cli import main
+from tests.helpers import radford_cli
+
+
+@pytest.fixture(autouse=True)
+def quiet_lightning():
+    """Lightning's info lines ("Seed set to ...") go to a handler bound to an earlier test's stderr."""
+    loggers = [logging.getLogger(name) for name in ("lightning.fabric", "lightning.pytorch")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    yield
+    for logger, level in zip(loggers, levels):
+        logger.setLevel(level)
+
+
+def error_line(capsys, *args: str) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("radford: error: "), err
+    return err[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["fit", "--recipe", "gpt2-tny"], ["'gpt2-tny'", "gpt2-tiny", "shakespeare-char"]),
+        (["fit", "--recipe"], ["--recipe needs a value"]),
+        (["fit", "--recipe", "gpt2-tiny", "--model", "gpt3"], ["'gpt3'", "registered models: gpt2"]),
+        (["fit", "--recipe", "gpt2-tiny", "--data.init_args.tokenizer", "wordpiece"], ["'wordpiece'", "bpe, char, gpt2"]),
+        (["fit", "--recipe", "gpt2-tiny", "--model.init_args.n_layr", "3"],
+         ["'model.init_args.n_layr'", "did you mean 'n_layer'?", "n_head"]),
+        (["fit", "--recipe", "gpt2-tiny", "--data.init_args.tokenizer.init_args.vocab_sise", "3"],
+         ["'data.init_args.tokenizer.init_args.vocab_sise'", "did you mean 'vocab_size'?"]),
+        (["fit", "--recipe", "gpt2-tiny", "--model.init_args.n_layer", "abc"],
+         ["model.init_args.n_layer", "expected int", "'abc'"]),
+        (["fit", "--recipe", "gpt2-tiny", "--trainer.max_stepz", "3"], ["did you mean 'max_steps'?"]),
+        (["fit", "--recipe", "gpt2-tiny", "--trainer.precision", "17"], ["trainer.precision", "'17'", "bf16-mixed"]),
+        (["fit", "--recipe", "gpt2-tiny", "--model", "radford.models.gpt.Nope"], ["cannot import", "Nope"]),
+        (["fit", "--recipe", "gpt2-tiny", "--data.init_args.sources", "[/no/such/file.txt]"],
+         ["'/no/such/file.txt' not found", "stdlib"]),
+        (["fti"], ["'fti'", "fit, validate, test, predict, plugins, recipes"]),
+    ],
+)
+def test_bad_input_is_one_clear_line(capsys, args, expected):
+    line = error_line(capsys, *args)
+    for fragment in expected:
+        assert fragment in line, line
+
+
+def test_bad_recipe_files(capsys, tmp_path):
+    malformed = tmp_path / "malformed.yaml"
+    malformed.write_text("model:\n  class_path: gpt2\n   init_args: [1\n")
+    assert "line 3" in error_line(capsys, "fit", "--recipe", str(malformed))
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("just a string\n")
+    assert "must be a mapping" in error_line(capsys, "fit", "--recipe", str(scalar))
+    unknown_section = tmp_path / "typo.yaml"
+    unknown_section.write_text("modle: {class_path: gpt2}\n")
+    assert "did you mean 'model'?" in error_line(capsys, "fit", "--recipe", "gpt2-tiny", "--recipe", str(unknown_section))
+    assert "not found" in error_line(capsys, "fit", "--config", str(tmp_path / "missing.yaml"))
+
+
+def test_error_from_console_script_has_no_traceback():
+    result = radford_cli("fit", "--recipe", "gpt2-tiny", "--model.init_args.n_layr", "3")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "Traceback" not in result.stderr
+
+
+def test_listing_commands(capsys):
+    main(["recipes"])
+    out = capsys.readouterr().out
+    assert "gpt2-tiny" in out and "Python standard library" in out and "strategy/fsdp" in out
+    main(["plugins"])
+    out = capsys.readouterr().out
+    assert "gpt2" in out and "radford.models.gpt:GPT" in out and "BROKEN" not in out
+    main([])
+    assert "fit" in capsys.readouterr().out
+
+
+def test_misspelt_trainer_key_in_a_recipe(capsys, tmp_path):
+    recipe = tmp_path / "typo.yaml"
+    recipe.write_text("trainer: {max_stepz: 3}\n")
+    line = error_line(capsys, "fit", "--recipe", "gpt2-tiny", "--recipe", str(recipe))
+    assert "'trainer.max_stepz'" in line and "did you mean 'max_steps'?" in line
