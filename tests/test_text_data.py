@@ -21,6 +21,7 @@ JSON_SOURCES = sorted((STDLIB_ROOT / "json").glob("*.py"))  # ~50 KB of code and
 # token: every place where a cut could change how GPT-2's regex splits the text.
 TRICKY = (
     "a\nb\n c \nd\n\ne\r\nf\t\ng\n\tx\n'sx'\n's\n're 12\n34\n.5\n!\n?? \n  \n<|endoftext|>\n<|endoftext|>x\n"
+    "def f():\n    return 1\n        x\n\n    y\n"
     "Ελληνικά\nРусский\n日本語\n😀\n👍🏽\ne\u0301\n\u00a0x\n\u2028y\n\u3000z\nend\n\n\n \n \t\nq"
 )
 

@@ -86,7 +86,9 @@ class WindowLoader(DataLoader):
     """A loader over RandomWindows that moves on one epoch each time it is iterated.
 
     The position is assigned when an epoch's iterator is made, not counted as batches come out, so the
-    batches Lightning prefetches never shift it.
+    batches Lightning prefetches never shift it. On resume the position comes from the trainer's own
+    progress (see ``TextData.train_dataloader``); the loader's state records what the position means, so
+    resuming with other data, batch size or seed fails with a clear message instead of training on.
     """
 
     def __init__(self, dataset: RandomWindows, num_workers: int = 0) -> None:
@@ -97,6 +99,17 @@ class WindowLoader(DataLoader):
         iterator = super().__iter__()
         dataset.first_batch = (dataset.first_batch // dataset.batches_per_epoch + 1) * dataset.batches_per_epoch
         return iterator
+
+    def state_dict(self) -> dict[str, int]:
+        d: RandomWindows = self.dataset
+        return {"seed": d.seed, "batches_per_epoch": d.batches_per_epoch, "batch_size": d.batch_size,
+                "block_size": d.block_size, "world_size": d.world_size}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        now = self.state_dict()
+        changed = [f"{k} {state_dict[k]} -> {now[k]}" for k in now if state_dict.get(k, now[k]) != now[k]]
+        if changed:
+            raise RadfordError(f"the checkpoint saw other batches than this run would serve: {', '.join(changed)}")
 
 
 class ConsecutiveWindows(Dataset):
