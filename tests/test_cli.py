@@ -18,7 +18,7 @@ def quiet_lightning():
     for logger in loggers:
         logger.setLevel(logging.WARNING)
     yield
-    for logger, level in zip(loggers, levels):
+    for logger, level in zip(loggers, levels, strict=True):
         logger.setLevel(level)
 
 
@@ -37,7 +37,8 @@ def error_line(capsys, *args: str) -> str:
         (["fit", "--recipe", "gpt2-tny"], ["'gpt2-tny'", "gpt2-tiny", "shakespeare-char"]),
         (["fit", "--recipe"], ["--recipe needs a value"]),
         (["fit", "--recipe", "gpt2-tiny", "--model", "gpt3"], ["'gpt3'", "registered models: gpt2"]),
-        (["fit", "--recipe", "gpt2-tiny", "--data.init_args.tokenizer", "wordpiece"], ["'wordpiece'", "bpe, char, gpt2"]),
+        (["fit", "--recipe", "gpt2-tiny", "--data.init_args.tokenizer", "wordpiece"],
+         ["'wordpiece'", "bpe, char, gpt2"]),
         (["fit", "--recipe", "gpt2-tiny", "--model.init_args.n_layr", "3"],
          ["'model.init_args.n_layr'", "did you mean 'n_layer'?", "n_head"]),
         (["fit", "--recipe", "gpt2-tiny", "--data.init_args.tokenizer.init_args.vocab_sise", "3"],
@@ -67,7 +68,8 @@ def test_bad_recipe_files(capsys, tmp_path):
     assert "must be a mapping" in error_line(capsys, "fit", "--recipe", str(scalar))
     unknown_section = tmp_path / "typo.yaml"
     unknown_section.write_text("modle: {class_path: gpt2}\n")
-    assert "did you mean 'model'?" in error_line(capsys, "fit", "--recipe", "gpt2-tiny", "--recipe", str(unknown_section))
+    line = error_line(capsys, "fit", "--recipe", "gpt2-tiny", "--recipe", str(unknown_section))
+    assert "did you mean 'model'?" in line
     assert "not found" in error_line(capsys, "fit", "--config", str(tmp_path / "missing.yaml"))
 
 

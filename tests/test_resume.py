@@ -10,17 +10,17 @@ import pytest
 from tests.helpers import radford_cli
 
 STEPS, SAVE_AT = 40, 15  # an epoch here is 20 batches: the save is mid-epoch and the run crosses an epoch end
-RUN = """\
-model: {init_args: {n_layer: 1, n_head: 2, n_embd: 32, block_size: 64, warmup_steps: 5}}
-data: {init_args: {block_size: 64, batch_size: 24, tokenizer: {class_path: char}}}
+RUN = f"""\
+model: {{init_args: {{n_layer: 1, n_head: 2, n_embd: 32, block_size: 64, warmup_steps: 5}}}}
+data: {{init_args: {{block_size: 64, batch_size: 24, tokenizer: {{class_path: char}}}}}}
 trainer:
-  max_steps: %d
+  max_steps: {STEPS}
   limit_val_batches: 0
   log_every_n_steps: 1
   callbacks:
     - class_path: lightning.pytorch.callbacks.ModelCheckpoint
-      init_args: {every_n_train_steps: %d, save_top_k: -1, filename: "{step}"}
-""" % (STEPS, SAVE_AT)
+      init_args: {{every_n_train_steps: {SAVE_AT}, save_top_k: -1, filename: "{{step}}"}}
+"""
 
 
 def train_losses(run: Path) -> dict[int, float]:
