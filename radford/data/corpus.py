@@ -24,6 +24,11 @@ def stdlib_files() -> list[Path]:
     return sorted(p for p in root.rglob("*.py") if not _STDLIB_SKIP & set(p.relative_to(root).parts))
 
 
+def _hidden(relative: Path) -> bool:
+    """Hidden files and folders (``.git``, ``.venv``) and Python's byte-code caches are not text."""
+    return any(part.startswith(".") or part == "__pycache__" for part in relative.parts)
+
+
 def _expand(source: str) -> list[Path]:
     if source == STDLIB:
         return stdlib_files()
@@ -31,7 +36,7 @@ def _expand(source: str) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        return sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)))
     if glob.has_magic(source):
         return sorted(Path(p) for p in glob.glob(os.path.expanduser(source), recursive=True) if Path(p).is_file())
     raise RadfordError(f"text source {source!r} not found: give a file, a folder, a glob, or {STDLIB!r}")

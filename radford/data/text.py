@@ -211,12 +211,13 @@ class TextData(L.LightningDataModule):
             if not path.with_suffix(".json").exists():
                 self._encode(files, path)
             meta = json.loads(path.with_suffix(".json").read_text())
-            self.tokens = np.memmap(path, dtype=meta["dtype"], mode="r")
-            if len(self.tokens) < 2 * (self.block_size + 1) / self.val_fraction:
+            train = int(meta["num_tokens"] * (1.0 - self.val_fraction))
+            if min(train, meta["num_tokens"] - train) < 2 * (self.block_size + 1):
                 raise RadfordError(
-                    f"text sources {self.sources} hold only {len(self.tokens)} tokens: too few for windows of "
-                    f"{self.block_size} with {self.val_fraction:.0%} held out"
+                    f"text sources {self.sources} hold only {meta['num_tokens']} tokens: too few for windows "
+                    f"of {self.block_size} in both splits with {self.val_fraction:.0%} held out"
                 )
+            self.tokens = np.memmap(path, dtype=meta["dtype"], mode="r")
         return self.tokens
 
     # -- splits and loaders --------------------------------------------------------------------------
