@@ -81,7 +81,8 @@ def plain_loop(text: Path, max_steps: int) -> dict[str, Any]:
     data.prepare_data()  # reads the token cache (warm: the script's warm-up run filled it)
     # The CLI links data.vocab_size into the model; betas arrive as a list from YAML, a tuple through the CLI.
     init_args = dict(model_cfg["init_args"], betas=tuple(model_cfg["init_args"]["betas"]))
-    assert init_args["decay_steps"] is not None, "configure_optimizers would need a trainer for decay_steps"
+    if init_args["decay_steps"] is None:
+        sys.exit("the recipe leaves decay_steps to the trainer (estimated_stepping_batches); this loop has none")
     model = build({"class_path": model_cfg["class_path"], "init_args": init_args}, vocab_size=data.vocab_size)
     # No trainer is attached: configure_optimizers reads self.trainer only when decay_steps is None.
     config = model.configure_optimizers()
@@ -134,16 +135,16 @@ def plain_loop(text: Path, max_steps: int) -> dict[str, Any]:
 # timing each path in a fresh process
 
 
-def timed(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float | None, list[str]]:
-    """Run a command; return its wall time, the time at which it set the seed (None if never), its output."""
+def timed(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, list[str]]:
+    """Run a command; return its wall time, the time at which it set the seed (nan if never), its output."""
     t0 = time.perf_counter()
-    seeded = None
+    seeded = math.nan
     lines = []
     with subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True) as process:
         assert process.stdout is not None
         for line in process.stdout:
-            if seeded is None and SEED_MARKER in line:
+            if math.isnan(seeded) and SEED_MARKER in line:
                 seeded = time.perf_counter() - t0
             lines.append(line)
     wall = time.perf_counter() - t0
@@ -206,9 +207,8 @@ def report(runs: list[dict[str, Any]], max_steps: int, full_run: bool) -> None:
           f"{'val loss':>9} {'at step':>7}")
     for i, run in enumerate(runs, 1):
         step, loss = final_val(run)
-        startup = run["startup"] if run["startup"] is not None else math.nan
-        rest = run["wall"] - startup
-        print(f"{i:>3}  {run['path']:<9} {run['wall']:>7.2f} {startup:>9.2f} {rest:>7.2f} "
+        rest = run["wall"] - run["startup"]
+        print(f"{i:>3}  {run['path']:<9} {run['wall']:>7.2f} {run['startup']:>9.2f} {rest:>7.2f} "
               f"{max_steps / rest:>8.2f} {loss:>9.4f} {step:>7}")
     print("startup: process start to seed_everything (interpreter, imports, config); rest: everything after it "
           "(data, model, training, validation, and for lightning its loggers and checkpoints); "
@@ -253,7 +253,9 @@ def main() -> None:
         parser.error(f"{text} not found: give --text or set RADFORD_TEST_DATA")
 
     recipe = load_recipe()
-    max_steps = args.max_steps or recipe["trainer"]["max_steps"]
+    max_steps = recipe["trainer"]["max_steps"] if args.max_steps is None else args.max_steps
+    if max_steps < 1 or args.repeats < 1:
+        parser.error("--max_steps and --repeats must be positive")
     recipe_every = recipe["trainer"]["val_check_interval"]
     every = val_interval(recipe, max_steps)
     if max_steps % every:
@@ -285,7 +287,7 @@ def main() -> None:
         for _ in range(args.repeats):
             runs.append(run_lightning(text, max_steps, every, workdir, env))
             runs.append(run_plain(text, max_steps, env))
-        print(f"plain worker: {runs[1]['threads']} torch threads; its training loop alone took "
+        print(f"plain worker: {runs[1]['threads']} torch threads; its training loop (validation included) took "
               f"{runs[1]['loop_s']:.2f} s")
         print()
         report(runs, max_steps, full_run=max_steps == recipe["trainer"]["max_steps"])

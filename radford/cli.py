@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import warnings
@@ -132,12 +133,19 @@ def _lightning_cli_class() -> type:
     return RadfordCLI
 
 
+def _hide_adverts() -> None:
+    """Lightning prints tips advertising its cloud products at every start; keep the console for the run."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).addFilter(lambda record: not str(record.msg).startswith("💡 Tip"))
+
+
 def run_lightning(args: Sequence[str]) -> None:
     """``fit``, ``validate``, ``test`` or ``predict`` through LightningCLI."""
     from lightning import LightningDataModule, LightningModule
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     expanded, run_name = expand_recipes(args)
+    _hide_adverts()
     cli_class = _lightning_cli_class()
     # We hand LightningCLI the expanded arguments on purpose; sys.argv keeps the user's for DDP relaunches.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")

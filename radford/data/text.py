@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,10 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 from radford.data import corpus
 from radford.errors import RadfordError
 from radford.tokenizers import BPE, Tokenizer, from_json
+
+# Lightning warns that an IterableDataset's length may be wrong with several workers; RandomWindows gives
+# each worker its own batches, so the length is exact.
+warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
 
 ENCODE_BATCH = 256  # documents (or chunks of one) handed to the tokenizer's parallel encoder at once
 
