@@ -13,19 +13,25 @@ import json
 import logging
 import os
 import sys
+import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from radford import recipes, registry
 from radford.config_errors import one_line
 from radford.errors import RadfordError
 
+if TYPE_CHECKING:
+    from radford.tokenizers import Tokenizer
+
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 RUNS_DIR = "runs"
 # Which registry a ``class_path`` is looked up in, by the key that holds it.
 SECTION_KINDS = {"model": "models", "data": "data", "tokenizer": "tokenizers"}
+# What a byte-level BPE decodes an incomplete UTF-8 sequence to (a character split across tokens).
+REPLACEMENT_CHARACTER = "\ufffd"
 
 
 def _class_kind(key: str) -> str | None:
@@ -113,15 +119,18 @@ def _lightning_cli_class() -> type:
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
 
+    from radford.checkpoints import RecordForLoad
+
     class RadfordCLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:
             # The tokenizer decides the vocabulary; the model takes it from the data module.
             parser.link_arguments("data.vocab_size", "model.init_args.vocab_size", apply_on="instantiate")
 
         def instantiate_trainer(self, **kwargs):
-            """Keep ``last.ckpt`` for resuming and log the learning rate, unless the recipe turned those off."""
+            """Keep ``last.ckpt`` for resuming and log the learning rate, unless the recipe turned those off;
+            always record in checkpoints what ``radford.load`` needs."""
             config = self._get(self.config_init, "trainer", default={})
-            callbacks = list(config.get("callbacks") or [])
+            callbacks = [*(config.get("callbacks") or []), RecordForLoad()]
             if config.get("enable_checkpointing") is not False and not any(
                 isinstance(c, ModelCheckpoint) for c in callbacks
             ):
@@ -164,11 +173,22 @@ def run_lightning(args: Sequence[str]) -> None:
         raise RadfordError(one_line(str(error))) from error
     except MisconfigurationException as error:  # Lightning's word for a contradictory trainer config
         raise RadfordError(str(error).strip().splitlines()[0]) from error
+    except ValueError as error:  # jsonargparse wraps what a class's __init__ raised while instantiating it
+        if isinstance(error.__cause__, RadfordError):
+            raise error.__cause__ from error
+        raise
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are RadfordErrors, which ``main`` prints as one line (argparse adds a usage line)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise RadfordError(f"{self.prog}: {message}")
 
 
 def show_plugins(args: Sequence[str]) -> None:
     """List every registered plugin, its distribution, and whether it loads."""
-    argparse.ArgumentParser(prog="radford plugins", description=show_plugins.__doc__).parse_args(args)
+    ArgumentParser(prog="radford plugins", description=show_plugins.__doc__).parse_args(args)
     for kind in registry.GROUPS:
         print(f"{kind}:")
         for plugin in registry.plugins(kind):
@@ -186,14 +206,95 @@ def show_plugins(args: Sequence[str]) -> None:
 
 def show_recipes(args: Sequence[str]) -> None:
     """List every bundled and plugin-provided recipe with its description."""
-    argparse.ArgumentParser(prog="radford recipes", description=show_recipes.__doc__).parse_args(args)
+    ArgumentParser(prog="radford recipes", description=show_recipes.__doc__).parse_args(args)
     for recipe in recipes.list_recipes():
         print(f"{recipe.name:<24} {recipe.distribution:<14} {recipe.description}")
+
+
+def convert_checkpoint(args: Sequence[str]) -> None:
+    """Convert a radford .ckpt to a Hugging Face folder, or a Hugging Face GPT folder to a .ckpt."""
+    parser = ArgumentParser(prog="radford convert", description=convert_checkpoint.__doc__)
+    parser.add_argument("src", help="a radford .ckpt file, or a Hugging Face GPT-2 or GPT-1 (openai-gpt) folder")
+    parser.add_argument("dst", help="the Hugging Face folder, or the .ckpt file, to write")
+    options = parser.parse_args(args)
+    from radford.checkpoints import convert
+
+    print(f"wrote {convert(options.src, options.dst)}")
+
+
+def decode_stream(tokenizer: Tokenizer, prompt_ids: Sequence[int], new_ids: Iterable[int]) -> Iterator[str]:
+    """The text of ``new_ids`` in pieces as they arrive, decoded after the prompt so that spacing is right.
+
+    A character whose UTF-8 bytes span several tokens decodes as U+FFFD until its last byte arrives, so text
+    ending in one waits for the next token; the end of the stream releases whatever is left.
+    """
+    ids = list(prompt_ids)
+    text = tokenizer.decode(ids)
+    shown = len(text)
+    for new_id in new_ids:
+        ids.append(new_id)
+        text = tokenizer.decode(ids)
+        if len(text) > shown and not text.endswith(REPLACEMENT_CHARACTER):
+            yield text[shown:]
+            shown = len(text)
+    if len(text) > shown:
+        yield text[shown:]
+
+
+def generate_text(args: Sequence[str]) -> None:
+    """Continue a prompt with a trained model (.ckpt or Hugging Face folder), printing text as it comes."""
+    parser = ArgumentParser(prog="radford generate", description=generate_text.__doc__)
+    parser.add_argument("--checkpoint", required=True, help="a radford .ckpt, or a Hugging Face GPT-2/GPT-1 folder")
+    parser.add_argument("--prompt", required=True, help="the text to continue ('' starts from <|endoftext|>)")
+    parser.add_argument("--max_new_tokens", type=int, default=100)
+    parser.add_argument("--temperature", type=float, default=1.0, help="0 always takes the likeliest token")
+    parser.add_argument("--top_k", type=int, help="sample among the k likeliest tokens only")
+    parser.add_argument("--top_p", type=float, help="sample among the likeliest tokens whose probability reaches p")
+    parser.add_argument("--seed", type=int, help="the same seed gives the same samples")
+    parser.add_argument("--num_samples", type=int, default=1, help="continuations, separated by a line ---")
+    parser.add_argument("--no_cache", action="store_true", help="recompute the whole context at every step")
+    options = parser.parse_args(args)
+    if options.num_samples < 1:
+        raise RadfordError(f"--num_samples must be at least 1, got {options.num_samples}")
+
+    import torch
+
+    from radford.checkpoints import load
+
+    model = load(options.checkpoint)
+    if model.tokenizer is None:
+        raise RadfordError(f"{options.checkpoint} has no tokenizer to encode the prompt with: a .ckpt records its "
+                           "data module's, a Hugging Face folder needs tokenizer.json or vocab.json + merges.txt")
+    if not callable(getattr(model, "generate", None)):
+        raise RadfordError(f"{options.checkpoint} holds a {type(model).__name__}, which does not generate text")
+    tokenizer = model.tokenizer
+    # An empty prompt starts a new document, as GPT-2's unconditional samples do.
+    prompt_ids = tokenizer.encode(options.prompt) or ([] if tokenizer.eot_id is None else [tokenizer.eot_id])
+    if not prompt_ids:
+        raise RadfordError("--prompt is empty and the tokenizer has no end-of-text token to start from")
+    generator = None if options.seed is None else torch.Generator().manual_seed(options.seed)
+    start = time.perf_counter()
+    for sample in range(options.num_samples):
+        # Called before anything is printed: it checks the sampling options.
+        steps = model.generate(torch.tensor([prompt_ids]), options.max_new_tokens, temperature=options.temperature,
+                               top_k=options.top_k, top_p=options.top_p, generator=generator,
+                               use_cache=not options.no_cache)
+        if sample:
+            print("---")
+        print(options.prompt, end="", flush=True)
+        for piece in decode_stream(tokenizer, prompt_ids, (int(step[0]) for step in steps)):
+            print(piece, end="", flush=True)
+        print()
+    elapsed = time.perf_counter() - start
+    tokens = options.num_samples * options.max_new_tokens
+    print(f"{tokens} tokens in {elapsed:.2f} s: {tokens / elapsed:.1f} tokens/s", file=sys.stderr)
 
 
 COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {
     "plugins": show_plugins,
     "recipes": show_recipes,
+    "convert": convert_checkpoint,
+    "generate": generate_text,
 }
 
 

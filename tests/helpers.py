@@ -8,6 +8,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
+from radford.cli import main
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -56,3 +60,12 @@ packages = {packages or [package]!r}
          "--target", str(site), str(source)],
         check=True, capture_output=True, text=True,
     )
+
+
+def error_line(capsys, *args: str) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("radford: error: "), err
+    return err[0]

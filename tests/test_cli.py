@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from radford.cli import main
-from tests.helpers import radford_cli
+from tests.helpers import error_line, radford_cli
 
 
 @pytest.fixture(autouse=True)
@@ -22,21 +22,12 @@ def quiet_lightning():
         logger.setLevel(level)
 
 
-def error_line(capsys, *args: str) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("radford: error: "), err
-    return err[0]
-
-
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
         (["fit", "--recipe", "gpt2-tny"], ["'gpt2-tny'", "gpt2-tiny", "shakespeare-char"]),
         (["fit", "--recipe"], ["--recipe needs a value"]),
-        (["fit", "--recipe", "gpt2-tiny", "--model", "gpt3"], ["'gpt3'", "registered models: gpt2"]),
+        (["fit", "--recipe", "gpt2-tiny", "--model", "gpt3"], ["'gpt3'", "registered models:", "gpt1", "gpt2"]),
         (["fit", "--recipe", "gpt2-tiny", "--data.init_args.tokenizer", "wordpiece"],
          ["'wordpiece'", "bpe, char, gpt2"]),
         (["fit", "--recipe", "gpt2-tiny", "--model.init_args.n_layr", "3"],

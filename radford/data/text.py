@@ -5,7 +5,9 @@ Token ids are cached as a flat uint16/uint32 file beside a small JSON of metadat
 random windows; the windows of global batch ``g`` are a function of ``(seed, g)`` alone, which makes a
 resumed run see exactly the batches an uninterrupted one would, and makes ``N`` DDP processes see the
 rows of the same global batch one process would. Validation is the last ``val_fraction`` of the token
-stream, cut into consecutive windows and evaluated whole.
+stream, cut into consecutive windows and evaluated whole. Testing evaluates the same tail, or with
+``test_split="all"`` the whole stream, every token predicted once (zero-shot evaluation, GPT-2 paper
+section 3).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import numpy as np
@@ -30,6 +32,7 @@ from radford.tokenizers import BPE, Tokenizer, from_json
 warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
 
 ENCODE_BATCH = 256  # documents (or chunks of one) handed to the tokenizer's parallel encoder at once
+IGNORE_INDEX = -100  # the label of a target a window does not score: F.cross_entropy's default ignore_index
 
 
 def cache_root() -> Path:
@@ -131,6 +134,37 @@ class ConsecutiveWindows(Dataset):
         return x[0], y[0]
 
 
+class StridedWindows(Dataset):
+    """A whole token stream in windows of ``block_size`` that start ``stride`` tokens apart, every token
+    after the first scored exactly once: the labels of targets an earlier window scored are IGNORE_INDEX.
+
+    With ``stride == block_size`` the windows are consecutive and disjoint, and the first target of each
+    sees one token of context. A smaller stride gives every target after the first window at least
+    ``block_size - stride`` tokens of context for ``block_size / stride`` times the compute (the sliding
+    window of Hugging Face's perplexity guide). The last window ends on the last token, overlapping the
+    one before rather than being cut short, so every window has one length; a stream shorter than
+    ``block_size`` is one window.
+    """
+
+    def __init__(self, tokens: np.ndarray, block_size: int, stride: int | None = None) -> None:
+        self.tokens = tokens
+        self.length = min(block_size, len(tokens) - 1)
+        last = len(tokens) - 1  # the index of the last target; target i is predicted from tokens[:i]
+        # The index of the last target of each window.
+        self.ends = [*range(self.length, last, stride or block_size), last]
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        end = self.ends[index]
+        x, y = _windows(self.tokens, np.array([end - self.length]), self.length)
+        scored = end - self.ends[index - 1] if index else self.length
+        labels = y[0].clone()  # y is a view of the same row as x
+        labels[: self.length - scored] = IGNORE_INDEX
+        return x[0], labels
+
+
 class TextData(L.LightningDataModule):
     """Text files tokenized once and cached; random windows for training, a fixed held-out tail.
 
@@ -141,22 +175,34 @@ class TextData(L.LightningDataModule):
         block_size: tokens per training window.
         batch_size: windows per batch on each device.
         val_fraction: the last fraction of the token stream, held out for validation and test.
+        test_split: what ``radford test`` evaluates: ``held_out``, the validation tail; or ``all``, every
+            token of the sources (zero-shot evaluation of a pretrained model on whole files).
+        test_stride: with ``test_split: all``, test windows start this many tokens apart (default
+            ``block_size``: disjoint); fewer gives each token more context (see StridedWindows).
         seed: draws the training windows; the same seed gives the same batches.
         num_workers: loader worker processes.
         cache_dir: where token ids are cached (default ``$RADFORD_CACHE/text`` or ``~/.cache/radford/text``).
     """
 
     def __init__(self, sources: list[str] | str = corpus.STDLIB, tokenizer: Tokenizer | None = None,
-                 block_size: int = 256, batch_size: int = 16, val_fraction: float = 0.1, seed: int = 1337,
-                 num_workers: int = 0, cache_dir: str | None = None) -> None:
+                 block_size: int = 256, batch_size: int = 16, val_fraction: float = 0.1,
+                 test_split: Literal["held_out", "all"] = "held_out", test_stride: int | None = None,
+                 seed: int = 1337, num_workers: int = 0, cache_dir: str | None = None) -> None:
         super().__init__()
         if not 0.0 < val_fraction < 1.0:
             raise RadfordError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
         if block_size < 1 or batch_size < 1:
             raise RadfordError(f"block_size and batch_size must be positive, got {block_size} and {batch_size}")
+        if test_split not in ("held_out", "all"):
+            raise RadfordError(f"test_split must be 'held_out' or 'all', got {test_split!r}")
+        if test_stride is not None and (test_split != "all" or not 1 <= test_stride <= block_size):
+            raise RadfordError(
+                f"test_stride {test_stride} needs test_split 'all' and 1 <= test_stride <= block_size ({block_size})"
+            )
         self.sources = [sources] if isinstance(sources, str) else list(sources)
         self.tokenizer = tokenizer if tokenizer is not None else BPE()
         self.block_size, self.batch_size, self.val_fraction = block_size, batch_size, val_fraction
+        self.test_split, self.test_stride = test_split, test_stride
         self.seed, self.num_workers = seed, num_workers
         self.cache_dir = Path(cache_dir) if cache_dir else cache_root() / "text"
         self.tokens: np.ndarray | None = None
@@ -216,14 +262,22 @@ class TextData(L.LightningDataModule):
             if not path.with_suffix(".json").exists():
                 self._encode(files, path)
             meta = json.loads(path.with_suffix(".json").read_text())
-            train = int(meta["num_tokens"] * (1.0 - self.val_fraction))
-            if min(train, meta["num_tokens"] - train) < 2 * (self.block_size + 1):
-                raise RadfordError(
-                    f"text sources {self.sources} hold only {meta['num_tokens']} tokens: too few for windows "
-                    f"of {self.block_size} in both splits with {self.val_fraction:.0%} held out"
-                )
+            self._check_length(meta["num_tokens"])
             self.tokens = np.memmap(path, dtype=meta["dtype"], mode="r")
         return self.tokens
+
+    def _check_length(self, num_tokens: int) -> None:
+        """Fail before a run starts when the text is too short for the windows this module serves."""
+        if self.test_split == "all":  # an evaluation: one token and its successor are enough
+            if num_tokens < 2:
+                raise RadfordError(f"text sources {self.sources} hold {num_tokens} tokens: evaluating needs 2")
+            return
+        train = int(num_tokens * (1.0 - self.val_fraction))
+        if min(train, num_tokens - train) < 2 * (self.block_size + 1):
+            raise RadfordError(
+                f"text sources {self.sources} hold only {num_tokens} tokens: too few for windows "
+                f"of {self.block_size} in both splits with {self.val_fraction:.0%} held out"
+            )
 
     # -- splits and loaders --------------------------------------------------------------------------
 
@@ -252,7 +306,10 @@ class TextData(L.LightningDataModule):
         return self._held_out_loader()
 
     def test_dataloader(self) -> DataLoader:
-        return self._held_out_loader()
+        if self.test_split == "held_out":
+            return self._held_out_loader()
+        windows = StridedWindows(self._load_tokens(), self.block_size, self.test_stride)
+        return DataLoader(windows, batch_size=self.batch_size, num_workers=self.num_workers)
 
     # -- the tokenizer travels with checkpoints ------------------------------------------------------
 

@@ -1,15 +1,21 @@
-"""GPT-2: a decoder-only transformer language model (Radford et al. 2019, "Language Models are
-Unsupervised Multitask Learners"), written to load OpenAI's released weights through Hugging Face's
-``GPT2LMHeadModel`` layout.
+"""GPT-1 and GPT-2: decoder-only transformer language models (Radford et al. 2018, "Improving Language
+Understanding by Generative Pre-Training"; Radford et al. 2019, "Language Models are Unsupervised Multitask
+Learners"), written to load OpenAI's released weights through Hugging Face's ``OpenAIGPTLMHeadModel`` and
+``GPT2LMHeadModel`` layouts.
 
-The blocks follow GPT-2 paper section 2.3 and OpenAI's ``gpt-2/src/model.py``; the optimizer and learning-rate
-schedule follow GPT-3 paper appendix B, since the GPT-2 paper does not state its own.
+One model, two configurations: GPT-2's blocks (paper section 2.3, OpenAI's ``gpt-2/src/model.py``) normalise
+the input of each sub-block and end with a final LayerNorm; GPT-1's (paper section 3.1, OpenAI's
+``finetune-transformer-lm``) normalise each sub-block's output after the residual sum (``post_norm``). The
+optimizer and schedule follow GPT-3 paper appendix B for GPT-2, whose paper does not state its own, and GPT-1
+paper section 4.1 for GPT-1.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 
 import lightning as L
@@ -20,12 +26,40 @@ from torchmetrics import MeanMetric
 
 from radford.errors import RadfordError
 
-# HF's GPT-2 uses Conv1D, which stores a Linear weight transposed: (in_features, out_features).
+# HF's GPT models use Conv1D, which stores a Linear weight transposed: (in_features, out_features).
 HF_TRANSPOSED = (".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight")
-# Causal-mask buffers in older HF checkpoints; scaled_dot_product_attention builds its own mask.
-HF_BUFFERS = (".attn.bias", ".attn.masked_bias")
-# OpenAI's checkpoints on the hub are saved from GPT2Model, whose keys lack this prefix and lm_head.
+# Buffers in older HF checkpoints: causal masks (scaled_dot_product_attention builds its own) and positions.
+HF_BUFFERS = (".attn.bias", ".attn.masked_bias", "position_ids")
+# OpenAI's checkpoints on the hub are saved from GPT2Model/OpenAIGPTModel, whose keys lack this prefix and lm_head.
 HF_PREFIX = "transformer."
+# HF names that differ from radford's, by HF model type. radford keeps GPT-2's names for both families;
+# OpenAI GPT's (GPT-1's) differ only in the embeddings.
+HF_RENAMES: dict[str, dict[str, str]] = {
+    "gpt2": {},
+    "openai-gpt": {
+        "transformer.tokens_embed.weight": "transformer.wte.weight",
+        "transformer.positions_embed.weight": "transformer.wpe.weight",
+    },
+}
+# The arguments that shape the weights: a pretrained checkpoint's replace the constructor's.
+ARCHITECTURE = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "bias", "post_norm")
+
+
+class KVCache:
+    """One layer's keys and values for the positions seen so far, preallocated to block_size, so that
+    generating a token costs one position's work instead of a pass over the whole context."""
+
+    def __init__(self, batch_size: int, n_head: int, block_size: int, head_size: int, like: Tensor):
+        self.k = like.new_empty(batch_size, n_head, block_size, head_size)
+        self.v = torch.empty_like(self.k)
+        self.length = 0
+
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store the new positions' keys and values (batch, head, time, head_size); return every position's."""
+        start, self.length = self.length, self.length + k.shape[2]
+        self.k[:, :, start : self.length] = k
+        self.v[:, :, start : self.length] = v
+        return self.k[:, :, : self.length], self.v[:, :, : self.length]
 
 
 class CausalSelfAttention(nn.Module):
@@ -42,10 +76,17 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
         self.resid_dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cache: KVCache | None = None) -> Tensor:
         B, T, C = x.shape
         q, k, v = (z.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for z in self.c_attn(x).split(C, 2))
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
+        if cache is not None:
+            k, v = cache.append(k, v)
+        # The T queries are the last T of the keys' positions. is_causal aligns its mask top-left, which is right
+        # when there are no earlier keys (training, a first pass over a prompt); one new query sees every key.
+        past = k.shape[2] - T
+        mask = None if past == 0 or T == 1 else torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(past)
+        dropout = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=past == 0)
         return self.resid_dropout(self.c_proj(y.transpose(1, 2).reshape(B, T, C)))
 
 
@@ -55,7 +96,9 @@ class MLP(nn.Module):
     def __init__(self, n_embd: int, dropout: float = 0.0, bias: bool = True):
         super().__init__()
         self.c_fc = nn.Linear(n_embd, 4 * n_embd, bias=bias)
-        # The tanh approximation of GELU, as OpenAI's code computes it; the weights were trained with it.
+        # The tanh approximation of GELU, as both of OpenAI's codebases compute it; the weights were trained with
+        # it. HF spells it activation_function="gelu_new" for GPT-2 and afn="gelu" for OpenAI GPT (which maps
+        # that name to gelu_new, and has no "gelu_new" key).
         self.gelu = nn.GELU(approximate="tanh")
         self.c_proj = nn.Linear(4 * n_embd, n_embd, bias=bias)
         self.dropout = nn.Dropout(dropout)
@@ -65,17 +108,22 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Transformer block with LayerNorm at the input of each sub-block, as in GPT-2 paper section 2.3."""
+    """Transformer block. GPT-2 (paper section 2.3) normalises each sub-block's input; GPT-1 (post_norm; paper
+    section 3.1, following the original Transformer) normalises the residual sum after each sub-block."""
 
-    def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, bias: bool = True):
+    def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, bias: bool = True, post_norm: bool = False):
         super().__init__()
+        self.post_norm = post_norm
         self.ln_1 = nn.LayerNorm(n_embd, eps=1e-5, bias=bias)
         self.attn = CausalSelfAttention(n_embd, n_head, dropout, bias)
         self.ln_2 = nn.LayerNorm(n_embd, eps=1e-5, bias=bias)
         self.mlp = MLP(n_embd, dropout, bias)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x: Tensor, cache: KVCache | None = None) -> Tensor:
+        if self.post_norm:
+            x = self.ln_1(x + self.attn(x, cache))
+            return self.ln_2(x + self.mlp(x))
+        x = x + self.attn(self.ln_1(x), cache)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -97,8 +145,35 @@ def warmup_cosine(step: int, warmup_steps: int, decay_steps: float, min_ratio: f
     return min_ratio + 0.5 * (1.0 + math.cos(math.pi * progress)) * (1.0 - min_ratio)
 
 
+def sample(
+    logits: Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """One token id per row of next-token logits (batch, vocab); temperature 0 is greedy. Filters apply in
+    Hugging Face's order (temperature, top-k, top-p), so seeded runs of the two can be compared."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, -math.inf)
+    if top_p is not None:
+        # Nucleus sampling (Holtzman et al. 2019): drop a token when the likelier ones already reach top_p,
+        # which keeps the smallest set that does and never the empty one.
+        sorted_logits, order = logits.sort(-1, descending=True)
+        probs = sorted_logits.softmax(-1)
+        drop = probs.cumsum(-1) - probs >= top_p
+        logits = logits.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), -math.inf)
+    return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
+
+
 class GPT(L.LightningModule):
-    """GPT-2 language model. Defaults are GPT-2 small (124M); a batch is (input ids, next-token ids)."""
+    """GPT language model. Defaults are GPT-2 small (124M); GPT1 holds GPT-1's. A batch is (input ids,
+    next-token ids). ``pretrained`` names a checkpoint whose architecture and weights replace the architecture
+    arguments and the random init (the other arguments stay as given)."""
 
     def __init__(
         self,
@@ -109,71 +184,177 @@ class GPT(L.LightningModule):
         n_embd: int = 768,
         dropout: float = 0.0,
         bias: bool = True,
+        post_norm: bool = False,
         learning_rate: float = 6e-4,
         min_learning_rate: float = 6e-5,
         weight_decay: float = 0.1,
         betas: tuple[float, float] = (0.9, 0.95),
         warmup_steps: int = 100,
         decay_steps: int | None = None,
+        pretrained: str | None = None,
     ):
         super().__init__()
-        sizes = {"vocab_size": vocab_size, "block_size": block_size, "n_layer": n_layer, "n_head": n_head,
-                 "n_embd": n_embd}
-        for name, size in sizes.items():
-            if size <= 0:
-                raise RadfordError(f"{name} must be positive, got {size}")
+        arch = dict(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
+                    bias=bias, post_norm=post_norm)
+        state = None
+        if pretrained is not None:
+            from radford.checkpoints import load_weights  # here: radford.checkpoints imports this module
+
+            loaded, state = load_weights(pretrained)
+            if loaded["vocab_size"] != vocab_size:
+                raise RadfordError(
+                    f"vocab_size {vocab_size} (the tokenizer's) does not match the {loaded['vocab_size']} tokens of "
+                    f"{pretrained}: use the tokenizer the weights were trained with"
+                )
+            arch.update((name, loaded[name]) for name in ARCHITECTURE if name in loaded)
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            if arch[name] <= 0:
+                raise RadfordError(f"{name} must be positive, got {arch[name]}")
         if not 0.0 <= dropout < 1.0:
             raise RadfordError(f"dropout must be in [0, 1), got {dropout}")
-        self.save_hyperparameters()
+        # Recorded: the arguments as given, less the checkpoint path, then the architecture as built, which the
+        # checkpoint may have replaced. A checkpoint of this run then rebuilds from its own hyperparameters and
+        # weights, without the original file.
+        self.save_hyperparameters(ignore="pretrained")
+        self.save_hyperparameters(arch)
 
+        n_embd, n_layer = arch["n_embd"], arch["n_layer"]
         self.transformer = nn.ModuleDict(
             dict(
-                wte=nn.Embedding(vocab_size, n_embd),
+                wte=nn.Embedding(arch["vocab_size"], n_embd),
                 # Learned positions rather than sinusoids, as in GPT-1 paper section 4.1.
-                wpe=nn.Embedding(block_size, n_embd),
+                wpe=nn.Embedding(arch["block_size"], n_embd),
                 drop=nn.Dropout(dropout),
-                h=nn.ModuleList(Block(n_embd, n_head, dropout, bias) for _ in range(n_layer)),
-                # GPT-2 paper section 2.3: a final LayerNorm, since pre-LN blocks leave the residual unnormalised.
-                ln_f=nn.LayerNorm(n_embd, eps=1e-5, bias=bias),
+                h=nn.ModuleList(Block(n_embd, arch["n_head"], dropout, arch["bias"], arch["post_norm"])
+                                for _ in range(n_layer)),
             )
         )
-        self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
+        if not arch["post_norm"]:
+            # GPT-2 paper section 2.3: a final LayerNorm, since pre-LN blocks leave the residual unnormalised.
+            self.transformer.ln_f = nn.LayerNorm(n_embd, eps=1e-5, bias=arch["bias"])
+        self.lm_head = nn.Linear(n_embd, arch["vocab_size"], bias=False)
         # The output projection is the token embedding, as in OpenAI's code (logits = h @ wte.T).
         self.transformer.wte.weight = self.lm_head.weight
-
-        self.apply(self._init_weights)
-        # GPT-2 paper section 2.3 scales residual layers by 1/sqrt(N), N residual layers: two per block.
-        for name, param in self.named_parameters():
-            if name.endswith("c_proj.weight"):
-                nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
 
         self.eval_loss = nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
         self.eval_ppl = nn.ModuleDict({"val": Perplexity(), "test": Perplexity()})
         self._last_step_time: float | None = None
 
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
+        if state is not None:
+            self.load_state_dict(state)
+        else:
+            self._init_parameters()
+
+    def _init_parameters(self) -> None:
         # N(0, 0.02) suffices because LayerNorm is used throughout (GPT-1 paper section 4.1).
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+        if not self.hparams.post_norm:
+            # GPT-2 paper section 2.3 scales residual layers by 1/sqrt(N), N residual layers: two per block.
+            # GPT-1 has no such scaling.
+            for name, param in self.named_parameters():
+                if name.endswith("c_proj.weight"):
+                    nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * self.hparams.n_layer))
 
     def num_parameters(self, non_embedding: bool = True) -> int:
         """Parameter count; non_embedding leaves out positions (token embeddings count: they are lm_head)."""
         n = sum(p.numel() for p in self.parameters())
         return n - self.transformer.wpe.weight.numel() if non_embedding else n
 
+    def kv_cache(self, batch_size: int) -> list[KVCache]:
+        """An empty key/value cache for ``hidden_states``, one entry per layer."""
+        hp = self.hparams
+        return [KVCache(batch_size, hp.n_head, hp.block_size, hp.n_embd // hp.n_head, self.lm_head.weight)
+                for _ in range(hp.n_layer)]
+
+    def hidden_states(self, input_ids: Tensor, cache: list[KVCache] | None = None) -> Tensor:
+        """The final hidden states (batch, time, n_embd) the LM head reads, for token ids (batch, time): after
+        ln_f for GPT-2, the last block's output for GPT-1. With a cache, input_ids continue the cached positions."""
+        start = cache[0].length if cache else 0
+        end = start + input_ids.shape[1]
+        if end > self.hparams.block_size:
+            raise RadfordError(f"input length {end} exceeds block_size {self.hparams.block_size}")
+        pos = torch.arange(start, end, device=input_ids.device)
+        x = self.transformer.drop(self.transformer.wte(input_ids) + self.transformer.wpe(pos))
+        for block, layer_cache in zip(self.transformer.h, cache or [None] * len(self.transformer.h), strict=True):
+            x = block(x, layer_cache)
+        return self.transformer.ln_f(x) if "ln_f" in self.transformer else x
+
     def forward(self, input_ids: Tensor) -> Tensor:
         """Next-token logits (batch, time, vocab) for token ids (batch, time)."""
-        t = input_ids.shape[1]
-        if t > self.hparams.block_size:
-            raise RadfordError(f"input length {t} exceeds block_size {self.hparams.block_size}")
-        pos = torch.arange(t, device=input_ids.device)
-        x = self.transformer.drop(self.transformer.wte(input_ids) + self.transformer.wpe(pos))
-        for block in self.transformer.h:
-            x = block(x)
-        return self.lm_head(self.transformer.ln_f(x))
+        return self.lm_head(self.hidden_states(input_ids))
+
+    def generate(
+        self,
+        input_ids: Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        generator: torch.Generator | None = None,
+        use_cache: bool = True,
+    ) -> Iterator[Tensor]:
+        """Continue prompts (batch, time), yielding the next token ids (batch,) one step at a time.
+
+        temperature 0 is greedy; top_k keeps the k likeliest tokens and top_p the smallest set whose probability
+        reaches p (see ``sample``). Each step runs in eval mode without autograd and then restores the model's mode,
+        so a caller may train between steps. With use_cache the prompt is read once and each step then reads one
+        token, attending to the cached keys and values. Past block_size the context is the last block_size tokens,
+        as without a cache; since every position shifts as the window slides, the cache is then rebuilt on that
+        window (the last block_size - 1 tokens and the new one) at every step, which costs a full forward.
+        """
+        if input_ids.dim() != 2 or input_ids.shape[1] == 0:
+            raise RadfordError(f"input_ids must be (batch, time) with at least one token, got shape "
+                               f"{tuple(input_ids.shape)}")
+        if max_new_tokens < 0:
+            raise RadfordError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+        if temperature < 0:
+            raise RadfordError(f"temperature must be >= 0 (0 is greedy), got {temperature}")
+        if top_k is not None and top_k < 1:
+            raise RadfordError(f"top_k must be >= 1 or None, got {top_k}")
+        if top_p is not None and not 0.0 < top_p <= 1.0:
+            raise RadfordError(f"top_p must be in (0, 1] or None, got {top_p}")
+        pick = partial(sample, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
+        # A function that returns the generator, so that the checks above run at the call, not at the first step.
+        return self._generate(input_ids, max_new_tokens, pick, use_cache)
+
+    def _generate(
+        self, ids: Tensor, max_new_tokens: int, pick: Callable[[Tensor], Tensor], use_cache: bool
+    ) -> Iterator[Tensor]:
+        block_size = self.hparams.block_size
+        cache = self.kv_cache(ids.shape[0]) if use_cache else None
+        new = ids  # the tokens the cache has not seen
+        for _ in range(max_new_tokens):
+            with self._inference():
+                if cache is None:
+                    hidden = self.hidden_states(ids[:, -block_size:])
+                else:
+                    if cache[0].length + new.shape[1] > block_size:
+                        for layer in cache:
+                            layer.length = 0
+                        new = ids[:, -block_size:]
+                    hidden = self.hidden_states(new, cache)
+                next_ids = pick(self.lm_head(hidden[:, -1]))
+                ids = torch.cat([ids, next_ids[:, None]], dim=1)[:, -block_size:]
+                new = next_ids[:, None]
+            # A clone made outside inference mode is an ordinary tensor, which a caller may train on.
+            yield next_ids.clone()
+
+    @contextmanager
+    def _inference(self) -> Iterator[None]:
+        """Eval mode (no dropout) without autograd, restoring training mode afterwards."""
+        training = self.training
+        if training:  # switching walks every module: not at every step of a model that is already in eval mode
+            self.eval()
+        try:
+            with torch.inference_mode():
+                yield
+        finally:
+            if training:
+                self.train()
 
     def loss(self, batch: tuple[Tensor, Tensor]) -> Tensor:
         """Mean next-token cross-entropy over every position of the batch."""
@@ -229,19 +410,66 @@ class GPT(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
+class GPT1(GPT):
+    """GPT-1 (GPT-1 paper section 4.1): post-norm blocks without a final LayerNorm, 512 positions, BPE with 40,000
+    merges (40,478 tokens with the characters), dropout 0.1, Adam at 2.5e-4 warmed up over 2000 updates and
+    annealed to 0 on a cosine, L2 0.01 on non-bias, non-gain weights. Betas are those of OpenAI's code. It is GPT
+    with these defaults: every argument is GPT's."""
+
+    def __init__(
+        self,
+        vocab_size: int = 40478,
+        block_size: int = 512,
+        n_layer: int = 12,
+        n_head: int = 12,
+        n_embd: int = 768,
+        dropout: float = 0.1,
+        bias: bool = True,
+        post_norm: bool = True,
+        learning_rate: float = 2.5e-4,
+        min_learning_rate: float = 0.0,
+        weight_decay: float = 0.01,
+        betas: tuple[float, float] = (0.9, 0.999),
+        warmup_steps: int = 2000,
+        decay_steps: int | None = None,
+        pretrained: str | None = None,
+    ):
+        super().__init__(
+            vocab_size=vocab_size, block_size=block_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
+            dropout=dropout, bias=bias, post_norm=post_norm, learning_rate=learning_rate,
+            min_learning_rate=min_learning_rate, weight_decay=weight_decay, betas=betas, warmup_steps=warmup_steps,
+            decay_steps=decay_steps, pretrained=pretrained,
+        )
+
+
 def state_dict_from_hf(hf_sd: dict[str, Tensor]) -> dict[str, Tensor]:
-    """GPT's state dict from a Hugging Face GPT2LMHeadModel or GPT2Model one (OpenAI's released weights)."""
+    """GPT's state dict from a Hugging Face GPT2LMHeadModel, GPT2Model, OpenAIGPTLMHeadModel or OpenAIGPTModel
+    one (OpenAI's released weights)."""
+    renames = {hf: ours for table in HF_RENAMES.values() for hf, ours in table.items()}
     sd = {}
     for key, value in hf_sd.items():
         if key.endswith(HF_BUFFERS):
             continue
         key = key if key.startswith((HF_PREFIX, "lm_head.")) else HF_PREFIX + key
+        key = renames.get(key, key)
         sd[key] = value.t().contiguous() if key.endswith(HF_TRANSPOSED) else value
-    # lm_head is tied to the token embedding and absent from GPT2Model checkpoints.
+    # lm_head is tied to the token embedding and absent from GPT2Model/OpenAIGPTModel checkpoints.
     sd["lm_head.weight"] = sd[HF_PREFIX + "wte.weight"]
     return sd
 
 
-def state_dict_to_hf(sd: dict[str, Tensor]) -> dict[str, Tensor]:
-    """A Hugging Face GPT2LMHeadModel state dict from GPT's; lm_head.weight stays tied to wte."""
-    return {key: value.t().contiguous() if key.endswith(HF_TRANSPOSED) else value for key, value in sd.items()}
+def state_dict_to_hf(sd: dict[str, Tensor], model_type: str = "gpt2") -> dict[str, Tensor]:
+    """A Hugging Face GPT2LMHeadModel ("gpt2") or OpenAIGPTLMHeadModel ("openai-gpt") state dict from GPT's;
+    lm_head.weight is the token embedding, tied."""
+    if model_type not in HF_RENAMES:
+        raise RadfordError(f"unknown model_type {model_type!r}; choose from: {', '.join(HF_RENAMES)}")
+    # Only GPT-2 has a final LayerNorm: writing one family's weights in the other's layout would drop or miss it.
+    family = "gpt2" if HF_PREFIX + "ln_f.weight" in sd else "openai-gpt"
+    if model_type != family:
+        raise RadfordError(f"model_type {model_type!r} does not fit these weights, which are {family!r} "
+                           f"(a final LayerNorm only in gpt2)")
+    renames = {ours: hf for hf, ours in HF_RENAMES[model_type].items()}
+    hf_sd = {renames.get(key, key): value.t().contiguous() if key.endswith(HF_TRANSPOSED) else value
+             for key, value in sd.items()}
+    hf_sd["lm_head.weight"] = sd[HF_PREFIX + "wte.weight"]
+    return hf_sd

@@ -1,4 +1,5 @@
-"""Tokenizers: GPT-2's byte-level BPE, a byte-level BPE trained on the corpus, and characters.
+"""Tokenizers: GPT-2's byte-level BPE, a byte-level BPE trained on the corpus, characters, and the tokenizer
+a pretrained checkpoint carries.
 
 Every tokenizer wraps a Hugging Face ``tokenizers.Tokenizer`` (the "backend"), so all of them serialize
 to the same tokenizer.json format (a checkpoint stores it, ``from_json`` restores it) and batch-encode
@@ -23,6 +24,7 @@ EOT = "<|endoftext|>"
 # under the names of GPT-2's original release. A folder is searched in this order.
 TOKENIZER_JSON = "tokenizer.json"
 BPE_PAIRS = (("vocab.json", "merges.txt"), ("encoder.json", "vocab.bpe"))
+CHECKPOINT_SUFFIX = ".ckpt"  # a radford checkpoint, which records its tokenizer
 
 
 class Tokenizer:
@@ -255,12 +257,31 @@ def from_files(path: str | os.PathLike) -> Tokenizer:
     """Load a tokenizer from a file or a folder.
 
     tokenizer.json rebuilds whatever it holds (as ``from_json``); vocab.json + merges.txt or GPT-2's
-    encoder.json + vocab.bpe (either file of the pair, or their folder) give a ``GPT2BPE``.
+    encoder.json + vocab.bpe (either file of the pair, or their folder) give a ``GPT2BPE``; a radford
+    ``.ckpt`` gives the tokenizer it records.
     """
+    if Path(path).suffix == CHECKPOINT_SUFFIX:
+        from radford.checkpoints import saved_tokenizer  # here: radford.checkpoints imports this module
+
+        tokenizer = saved_tokenizer(path)
+        if tokenizer is None:
+            raise RadfordError(f"checkpoint {path} records no tokenizer: its data module had none")
+        return tokenizer
     files = _find_files(Path(path).expanduser())
     if len(files) == 1:
         return _wrap(_read_backend(files[0]))
     return GPT2BPE(str(path))
 
 
-__all__ = ["BPE", "EOT", "GPT2BPE", "Char", "Tokenizer", "from_files", "from_json"]
+class Pretrained(Tokenizer):
+    """The tokenizer a pretrained model was trained with, from its checkpoint: a radford ``.ckpt`` records it,
+    a Hugging Face folder holds its files. Fine-tuning must encode text exactly as pre-training did."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self._backend = from_files(path)._trained()
+        # GPT-2's vocabulary ends with <|endoftext|>; GPT-1's has no such token.
+        self.eot_token = EOT if self._backend.token_to_id(EOT) is not None else None
+
+
+__all__ = ["BPE", "EOT", "GPT2BPE", "Char", "Pretrained", "Tokenizer", "from_files", "from_json"]
