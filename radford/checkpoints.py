@@ -23,8 +23,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from radford.data.text import _write_atomically
 from radford.errors import RadfordError
+from radford.io import write_atomically
 from radford.models.gpt import ARCHITECTURE, GPT, GPT1, state_dict_from_hf, state_dict_to_hf
 from radford.tokenizers import BPE_PAIRS, CHECKPOINT_SUFFIX, TOKENIZER_JSON, Tokenizer, from_files, from_json
 
@@ -275,14 +275,14 @@ def _write_hf(arch: dict[str, Any], state_dict: dict[str, Tensor], tokenizer: To
     # lm_head is wte (tied); safetensors refuses two names for one tensor, and transformers ties it again on load.
     del hf_sd["lm_head.weight"]
     folder.mkdir(parents=True, exist_ok=True)
-    _write_atomically(folder / HF_WEIGHTS[0], lambda tmp: save_file(
+    write_atomically(folder / HF_WEIGHTS[0], lambda tmp: save_file(
         {key: value.contiguous() for key, value in hf_sd.items()}, tmp, metadata={"format": "pt"}))
     if tokenizer is not None:
-        _write_atomically(folder / TOKENIZER_JSON, lambda tmp: tmp.write_text(tokenizer.to_json(), encoding="utf-8"))
+        write_atomically(folder / TOKENIZER_JSON, lambda tmp: tmp.write_text(tokenizer.to_json(), encoding="utf-8"))
     else:  # a stale tokenizer would be taken for this model's
         (folder / TOKENIZER_JSON).unlink(missing_ok=True)
     # Last, so that a folder with a config.json has the weights it describes.
-    _write_atomically(folder / HF_CONFIG, lambda tmp: tmp.write_text(json.dumps(config, indent=2), encoding="utf-8"))
+    write_atomically(folder / HF_CONFIG, lambda tmp: tmp.write_text(json.dumps(config, indent=2), encoding="utf-8"))
 
 
 def _write_checkpoint(arch: dict[str, Any], state_dict: dict[str, Tensor], tokenizer: Tokenizer | None,
@@ -299,7 +299,7 @@ def _write_checkpoint(arch: dict[str, Any], state_dict: dict[str, Tensor], token
         "pytorch-lightning_version": L.__version__,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(path, lambda tmp: torch.save(checkpoint, tmp))
+    write_atomically(path, lambda tmp: torch.save(checkpoint, tmp))
 
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike) -> Path:

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 
 from radford.data import corpus
 from radford.errors import RadfordError
+from radford.io import write_atomically
 from radford.tokenizers import BPE, Tokenizer, from_json
 
 # Lightning warns that an IterableDataset's length may be wrong with several workers; RandomWindows gives
@@ -37,17 +38,6 @@ IGNORE_INDEX = -100  # the label of a target a window does not score: F.cross_en
 
 def cache_root() -> Path:
     return Path(os.environ.get("RADFORD_CACHE", Path.home() / ".cache" / "radford"))
-
-
-def _write_atomically(path: Path, write) -> None:
-    """Write through a temporary file and rename, so a crash never leaves a half-written cache entry."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _windows(tokens: np.ndarray, starts: np.ndarray, length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -221,7 +211,7 @@ class TextData(L.LightningDataModule):
         path = self.cache_dir / f"{corpus.fingerprint(files)}-{self.tokenizer.fingerprint()}.tokenizer.json"
         if not path.exists():
             self.tokenizer.train(corpus.documents(files))
-            _write_atomically(path, lambda tmp: tmp.write_text(self.tokenizer.to_json(), encoding="utf-8"))
+            write_atomically(path, lambda tmp: tmp.write_text(self.tokenizer.to_json(), encoding="utf-8"))
         self.tokenizer = from_json(path.read_text(encoding="utf-8"))
 
     def _encode(self, files: list[Path], path: Path) -> None:
@@ -246,10 +236,10 @@ class TextData(L.LightningDataModule):
                         flush()
                 flush()
 
-        _write_atomically(path, write)
+        write_atomically(path, write)
         meta = {"dtype": np.dtype(dtype).name, "num_tokens": path.stat().st_size // np.dtype(dtype).itemsize,
                 "vocab_size": self.tokenizer.vocab_size, "sources": [str(f) for f in files]}
-        _write_atomically(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(meta, indent=1)))
+        write_atomically(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(meta, indent=1)))
 
     def prepare_data(self) -> None:
         self._load_tokens()
