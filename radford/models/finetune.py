@@ -24,7 +24,7 @@ from torchmetrics.regression import PearsonCorrCoef, SpearmanCorrCoef
 
 from radford.data.tasks import NUM_SPECIAL, Task, check_task
 from radford.errors import RadfordError
-from radford.models.gpt import ARCHITECTURE, GPT
+from radford.models.gpt import ARCHITECTURE, GPT, adamw
 
 Batch = dict[str, Tensor]
 # Sequences per example, where the task fixes it (multiple choice has one per choice).
@@ -232,14 +232,7 @@ class GPTFineTune(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
-        # As in pre-training, decay matrices and embeddings, not biases or gains (GPT-1 paper section 4.1).
-        params = [p for p in self.parameters() if p.requires_grad]
-        groups = [
-            {"params": [p for p in params if p.dim() >= 2], "weight_decay": hp.weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-        ]
-        fused = self.device.type in ("cuda", "cpu")
-        optimizer = torch.optim.AdamW(groups, lr=hp.learning_rate, betas=hp.betas, fused=fused)
+        optimizer = adamw(self, hp.learning_rate, hp.betas, hp.weight_decay)  # as in pre-training
         total = int(self.trainer.estimated_stepping_batches)
         schedule = partial(warmup_linear, warmup_steps=int(hp.warmup_fraction * total), total_steps=total)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)

@@ -134,6 +134,19 @@ class Perplexity(MeanMetric):
         return super().compute().exp()
 
 
+def adamw(module: nn.Module, learning_rate: float, betas: tuple[float, float],
+          weight_decay: float) -> torch.optim.AdamW:
+    """AdamW that decays matrices and embeddings only, not biases or LayerNorm gains (GPT-1 paper section 4.1)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    # One fused kernel per step where torch has it; elsewhere torch picks its foreach kernels.
+    fused = next(module.parameters()).device.type in ("cuda", "cpu")
+    return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)
+
+
 def warmup_cosine(step: int, warmup_steps: int, decay_steps: float, min_ratio: float) -> float:
     """Learning-rate multiplier: linear from 0 to 1 over warmup_steps, cosine down to min_ratio at
     decay_steps, then constant (GPT-3 paper appendix B; GPT-1 paper section 4.1 anneals the same way)."""
@@ -394,15 +407,7 @@ class GPT(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        # Decay matrices and embeddings only, not biases or LayerNorm gains (GPT-1 paper section 4.1).
-        params = [p for p in self.parameters() if p.requires_grad]
-        groups = [
-            {"params": [p for p in params if p.dim() >= 2], "weight_decay": hp.weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-        ]
-        # One fused kernel per step where torch has it; elsewhere torch picks its foreach kernels.
-        fused = self.device.type in ("cuda", "cpu")
-        optimizer = torch.optim.AdamW(groups, lr=hp.learning_rate, betas=hp.betas, fused=fused)
+        optimizer = adamw(self, hp.learning_rate, hp.betas, hp.weight_decay)
         decay_steps = hp.decay_steps if hp.decay_steps is not None else self.trainer.estimated_stepping_batches
         schedule = partial(warmup_cosine, warmup_steps=hp.warmup_steps, decay_steps=decay_steps,
                            min_ratio=hp.min_learning_rate / hp.learning_rate)
