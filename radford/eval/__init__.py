@@ -1,0 +1,1 @@
+"""Offline evaluations shared by several models: linear probes, Frechet distance."""

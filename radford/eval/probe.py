@@ -1,0 +1,90 @@
+"""Linear probes on frozen features: logistic regression with its regularisation chosen on a validation split.
+
+Used as the papers use them: CLIP's linear-probe evaluation (L2, section 3.2), the sentiment neuron's L1 probe
+(which also shows how few units carry the label), and DCGAN's discriminator features (section 5.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from radford.errors import RadfordError
+
+# The sweep of inverse regularisation strengths, as in the CLIP paper's probes (log-spaced).
+DEFAULT_CS = tuple(float(c) for c in np.logspace(-3, 3, 13))
+
+
+@dataclass
+class ProbeResult:
+    """A fitted probe and how it did: ``C`` won on validation; accuracies are on the split named."""
+
+    classifier: LogisticRegression
+    scaler: StandardScaler
+    C: float
+    val_accuracy: float
+    test_accuracy: float
+
+    @property
+    def nonzero_weights(self) -> int:
+        """Features with a non-zero weight for at least one class (an L1 probe's sparsity)."""
+        return int(np.count_nonzero(np.abs(self.classifier.coef_).sum(axis=0)))
+
+    @property
+    def top_feature(self) -> int:
+        """The feature with the largest absolute weight (summed over classes)."""
+        return int(np.argmax(np.abs(self.classifier.coef_).sum(axis=0)))
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        return self.classifier.predict(self.scaler.transform(features))
+
+
+def _checked(name: str, features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    features, labels = np.asarray(features, dtype=np.float64), np.asarray(labels)
+    if features.ndim != 2 or labels.ndim != 1 or len(features) != len(labels):
+        raise RadfordError(f"{name} split: expected features of shape (N, D) and N labels, got "
+                           f"{features.shape} and {labels.shape}")
+    if len(features) == 0:
+        raise RadfordError(f"{name} split is empty")
+    return features, labels
+
+
+def linear_probe(
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    penalty: Literal["l1", "l2"] = "l2",
+    Cs: Sequence[float] = DEFAULT_CS,
+    max_iter: int = 1000,
+    seed: int = 0,
+) -> ProbeResult:
+    """Fit logistic regression on standardised ``train`` features for each C, keep the best on ``val``, score ``test``.
+
+    Each split is ``(features (N, D), labels (N,))``. Features are standardised with the training split's mean and
+    deviation, so one sweep of C suits features of any scale.
+    """
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (
+        _checked(name, *split) for name, split in (("train", train), ("val", val), ("test", test))
+    )
+    if len(np.unique(y_train)) < 2:
+        raise RadfordError(f"train split has a single class ({y_train[0]!r}): a probe needs at least two")
+    scaler = StandardScaler().fit(x_train)
+    x_train, x_val, x_test = (scaler.transform(x) for x in (x_train, x_val, x_test))
+    best: tuple[float, float, LogisticRegression] | None = None
+    for C in Cs:
+        # liblinear fits L1 exactly (true zeros); lbfgs is the fast choice for L2 and many classes.
+        solver = "liblinear" if penalty == "l1" else "lbfgs"
+        classifier = LogisticRegression(C=C, l1_ratio=1.0 if penalty == "l1" else 0.0, solver=solver,
+                                        max_iter=max_iter, random_state=seed)
+        classifier.fit(x_train, y_train)
+        accuracy = float(classifier.score(x_val, y_val))
+        if best is None or accuracy > best[0]:
+            best = (accuracy, C, classifier)
+    assert best is not None, "Cs is empty"
+    val_accuracy, C, classifier = best
+    return ProbeResult(classifier, scaler, C, val_accuracy, float(classifier.score(x_test, y_test)))
