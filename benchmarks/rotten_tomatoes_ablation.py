@@ -91,6 +91,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (the paper's 3)")
     parser.add_argument("--learning_rate", type=float, default=5e-4,
                         help="fine-tuning rate for all variants: the paper's 6.25e-5 is for a 117M model")
+    parser.add_argument("--train_examples", type=int, nargs="+",
+                        help="fine-tune on the first N labelled training snippets (several N: a learning curve); "
+                             "default: all of the training split")
+    parser.add_argument("--pretrained", type=Path, help="a gpt2-tiny checkpoint pre-trained on this --work folder's "
+                                                        "text by an earlier run: skips pre-training")
     parser.add_argument("--seed", type=int, default=1337)
     options = parser.parse_args()
     for path in (REVIEWS, SHAKESPEARE):
@@ -103,11 +108,15 @@ def main() -> None:
     train, test = write_jsonl(work / "train.jsonl", train_records), write_jsonl(work / "test.jsonl", test_records)
     majority = max(sum(r["label"] == label for r in test_records) for label in LABELS) / len(test_records)
 
-    pretrain_time = radford(["fit", "--recipe", PRETRAIN_RECIPE, "--seed_everything", str(options.seed),
-                             "--data.init_args.sources", f"[{reviews},{SHAKESPEARE}]",
-                             "--trainer.max_steps", str(options.pretrain_steps)], cwd=work / "pretrain")
-    pretrained = sorted((work / "pretrain" / "runs" / PRETRAIN_RECIPE).glob("version_*"))[-1] / "checkpoints"
-    pretrained /= "last.ckpt"
+    if options.pretrained:
+        pretrained, pretrain_note = options.pretrained.resolve(), f"reused {options.pretrained}"
+    else:
+        seconds = radford(["fit", "--recipe", PRETRAIN_RECIPE, "--seed_everything", str(options.seed),
+                           "--data.init_args.sources", f"[{reviews},{SHAKESPEARE}]",
+                           "--trainer.max_steps", str(options.pretrain_steps)], cwd=work / "pretrain")
+        pretrained = sorted((work / "pretrain" / "runs" / PRETRAIN_RECIPE).glob("version_*"))[-1] / "checkpoints"
+        pretrained /= "last.ckpt"
+        pretrain_note = f"{options.pretrain_steps} steps, {seconds / 60:.1f} min"
 
     from radford import recipes
 
@@ -116,30 +125,33 @@ def main() -> None:
     scratch = [f"--model.init_args.{name}={architecture[name]}" for name in ("block_size", "n_layer", "n_head",
                                                                              "n_embd")]
     common = ["--seed_everything", str(options.seed), "--data.init_args.tokenizer.init_args.path", str(pretrained),
-              "--data.init_args.train", str(train), "--data.init_args.val", "null", "--data.init_args.test", str(test),
+              "--data.init_args.val", "null", "--data.init_args.test", str(test),
               "--data.init_args.labels", f"[{','.join(LABELS)}]", "--data.init_args.max_length",
               str(architecture["block_size"]), "--model.init_args.learning_rate", str(options.learning_rate)]
-    results = {}
-    for name, (use_pretrained, lm_coef) in VARIANTS.items():
-        folder = work / name
-        folder.mkdir(exist_ok=True)
-        model = ["--model.init_args.pretrained", str(pretrained) if use_pretrained else "null",
-                 "--model.init_args.lm_coef", str(lm_coef), *([] if use_pretrained else
-                                                               [*scratch, "--model.init_args.post_norm=false"])]
-        args = ["--recipe", FINETUNE_RECIPE, *common, *model]
-        seconds = radford(["fit", *args, "--trainer.max_epochs", str(options.epochs)], cwd=folder)
-        runs = folder / "runs" / FINETUNE_RECIPE
-        checkpoint = sorted(runs.glob("version_*"))[-1] / "checkpoints" / "last.ckpt"
-        radford(["test", *args, "--ckpt_path", str(checkpoint)], cwd=folder)
-        results[name] = (use_pretrained, lm_coef, seconds, test_metrics(sorted(runs.glob("version_*"))[-1]))
+    results = []
+    for size in options.train_examples or [len(train_records)]:
+        train = write_jsonl(work / f"train-{size}.jsonl", train_records[:size])
+        for name, (use_pretrained, lm_coef) in VARIANTS.items():
+            folder = work / f"{name}-{size}"
+            folder.mkdir(exist_ok=True)
+            model = ["--model.init_args.pretrained", str(pretrained) if use_pretrained else "null",
+                     "--model.init_args.lm_coef", str(lm_coef), *([] if use_pretrained else
+                                                                   [*scratch, "--model.init_args.post_norm=false"])]
+            args = ["--recipe", FINETUNE_RECIPE, *common, "--data.init_args.train", str(train), *model]
+            seconds = radford(["fit", *args, "--trainer.max_epochs", str(options.epochs)], cwd=folder)
+            runs = folder / "runs" / FINETUNE_RECIPE
+            checkpoint = sorted(runs.glob("version_*"))[-1] / "checkpoints" / "last.ckpt"
+            radford(["test", *args, "--ckpt_path", str(checkpoint)], cwd=folder)
+            metrics = test_metrics(sorted(runs.glob("version_*"))[-1])
+            results.append((size, name, use_pretrained, lm_coef, seconds, metrics))
 
-    print(f"\nRotten Tomatoes fresh/rotten: {len(train_records)} train, {len(test_records)} test "
-          f"snippets; majority class {majority:.1%} of test. Pre-training: {options.pretrain_steps} steps, "
-          f"{pretrain_time / 60:.1f} min. Fine-tuning: {options.epochs} epochs, lr {options.learning_rate}.")
-    print("\n| variant | pre-trained | lm_coef | test acc | test F1 (macro) | test MCC | fine-tuning time |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for name, (use_pretrained, lm_coef, seconds, metrics) in results.items():
-        print(f"| ({name}) | {'yes' if use_pretrained else 'no'} | {lm_coef} | {metrics['test_acc']:.4f} | "
+    print(f"\nRotten Tomatoes fresh/rotten: {len(train_records)} train, {len(test_records)} test snippets; majority "
+          f"class {majority:.1%} of test. Pre-training: {pretrain_note}. Fine-tuning: {options.epochs} epochs, "
+          f"lr {options.learning_rate}.")
+    print("\n| labelled examples | variant | pre-trained | lm_coef | test acc | test F1 (macro) | test MCC | time |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for size, name, use_pretrained, lm_coef, seconds, metrics in results:
+        print(f"| {size} | ({name}) | {'yes' if use_pretrained else 'no'} | {lm_coef} | {metrics['test_acc']:.4f} | "
               f"{metrics['test_f1']:.4f} | {metrics['test_mcc']:.4f} | {seconds / 60:.1f} min |")
     print(f"\nwork folder: {work}")
 

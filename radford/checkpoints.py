@@ -1,9 +1,11 @@
-"""Checkpoints: radford's own ``.ckpt`` files and Hugging Face folders of GPT-1 and GPT-2, loaded and converted.
+"""Checkpoints: radford's own ``.ckpt`` files and Hugging Face folders of GPT-1 and GPT-2 (loaded and converted)
+and of CLIP (loaded).
 
 A ``.ckpt`` that ``radford fit`` writes is Lightning's, plus a small record (``RecordForLoad``) of the model's
 class and the tokenizer, so that ``radford.load(path)`` needs nothing else. A Hugging Face folder is
 ``config.json`` with ``model.safetensors`` (or ``pytorch_model.bin``) of a ``GPT2LMHeadModel`` or an
-``OpenAIGPTLMHeadModel``, and optionally its tokenizer files; OpenAI's released weights come this way.
+``OpenAIGPTLMHeadModel`` or a ``CLIPModel``, and optionally its tokenizer files; OpenAI's released weights come
+this way.
 Nothing here runs pickled code: ``.ckpt`` and ``.bin`` files are read with ``weights_only=True``.
 """
 
@@ -31,6 +33,7 @@ from radford.tokenizers import BPE_PAIRS, CHECKPOINT_SUFFIX, TOKENIZER_JSON, Tok
 RECORD = "radford"  # the key of RecordForLoad's entry in a checkpoint
 HF_CONFIG = "config.json"
 HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin")  # in the order they are looked for
+HF_CLIP = "clip"  # transformers' CLIPModel, which radford.load reads as radford.models.clip.CLIP
 TOKENIZER_FILES = (TOKENIZER_JSON, *(name for pair in BPE_PAIRS for name in pair))
 
 
@@ -82,19 +85,24 @@ class RecordForLoad(L.Callback):
         }
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """A radford ``.ckpt``'s contents, tensors memory-mapped; a file without radford's record is refused."""
+def torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
+    """``torch.load`` that never runs pickled code, with one clear line for a missing, truncated or foreign file."""
     path = _existing(path)
     if path.is_dir():
         raise RadfordError(f"{path} is a folder, not a .ckpt file")
     try:
         # mmap: generating from a checkpoint should not read its optimizer state into memory.
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=True)
     except pickle.UnpicklingError as error:  # weights_only refused an object, which could run code
         raise RadfordError(f"{path} holds pickled objects other than tensors and plain data; radford never "
                            "runs pickled code (it loads with weights_only=True)") from error
     except Exception as error:  # torch raises several kinds for a truncated or foreign file
         raise RadfordError(f"cannot read checkpoint {path}: truncated, corrupt, or not from torch.save") from error
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """A radford ``.ckpt``'s contents, tensors memory-mapped; a file without radford's record is refused."""
+    checkpoint = torch_load(path)
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get(RECORD), dict):
         raise RadfordError(
             f"{path} is not a radford checkpoint: it lacks the {RECORD!r} record that radford fit writes "
@@ -145,9 +153,11 @@ def _read_hf_config(folder: Path) -> tuple[str, dict[str, Any]]:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise RadfordError(f"cannot read {file}: {error}") from error
     model_type = config.get("model_type") if isinstance(config, dict) else None
+    if model_type == HF_CLIP:  # radford.models.clip checks its config beside its conversion table
+        return model_type, config
     if model_type not in HF_FAMILIES:
         raise RadfordError(f"{file} has model_type {model_type!r}, which radford does not load; "
-                           f"supported: {', '.join(HF_FAMILIES)}")
+                           f"supported: {', '.join(HF_FAMILIES)}, {HF_CLIP}")
     family = HF_FAMILIES[model_type]
     for architecture in config.get("architectures") or ():
         if architecture not in family.architectures:
@@ -221,6 +231,8 @@ def load_weights(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Ten
     path = _existing(path)
     if path.is_dir():
         model_type, config = _read_hf_config(path)
+        if model_type == HF_CLIP:
+            raise RadfordError(f"{path} holds a CLIPModel, not GPT weights: load it with radford.load")
         arch = {"vocab_size": config["vocab_size"], "block_size": config["n_positions"], "n_layer": config["n_layer"],
                 "n_head": config["n_head"], "n_embd": config["n_embd"], "bias": True,
                 "post_norm": HF_FAMILIES[model_type].post_norm}
@@ -236,14 +248,27 @@ def load_weights(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Ten
     return arch, state_dict
 
 
-def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> L.LightningModule:
-    """The model a radford .ckpt or a Hugging Face GPT folder holds, in eval mode on ``map_location``.
+def _load_hf_clip(folder: Path) -> L.LightningModule:
+    """A Hugging Face CLIPModel folder as radford's CLIP, with CLIP's tokenizer from the folder if it has one."""
+    from radford.models.clip import from_hf
+    from radford.tokenizers.clip import CLIPTokenizer
 
-    A .ckpt comes back as the class that trained it; a Hugging Face folder as GPT (gpt2) or GPT1
-    (openai-gpt). The model's ``tokenizer`` attribute is the tokenizer saved with it, or None.
+    model = from_hf(_read_hf_config(folder)[1], _read_hf_weights(folder), source=f"the weights in {folder}")
+    has_tokenizer = any((folder / name).is_file() for name in TOKENIZER_FILES)
+    model.tokenizer = CLIPTokenizer(str(folder)) if has_tokenizer else None
+    return model
+
+
+def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> L.LightningModule:
+    """The model a radford .ckpt or a Hugging Face GPT or CLIP folder holds, in eval mode on ``map_location``.
+
+    A .ckpt comes back as the class that trained it; a Hugging Face folder as GPT (gpt2), GPT1
+    (openai-gpt) or CLIP (clip). The model's ``tokenizer`` attribute is the tokenizer saved with it, or None.
     """
     path = _existing(path)
-    if path.is_dir():
+    if path.is_dir() and _read_hf_config(path)[0] == HF_CLIP:
+        model = _load_hf_clip(path)
+    elif path.is_dir():
         arch, state_dict = load_weights(path)
         model: L.LightningModule = (GPT1 if arch["post_norm"] else GPT)(**arch)
         model.load_state_dict(state_dict)

@@ -25,6 +25,7 @@ from radford.errors import RadfordError
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 RUNS_DIR = "runs"
+SPECIAL_CKPT_PATHS = ("last", "best", "hpc", "registry")  # --ckpt_path values Lightning resolves itself
 # Which registry a ``class_path`` is looked up in, by the key that holds it.
 SECTION_KINDS = {"model": "models", "data": "data", "tokenizer": "tokenizers"}
 
@@ -111,28 +112,59 @@ def trainer_defaults(run_name: str) -> dict[str, Any]:
 
 
 def _lightning_cli_class() -> type:
+    from lightning.fabric.plugins import CheckpointIO
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
 
     from radford.checkpoints import RecordForLoad
+    from radford.faults import (
+        AtomicCheckpointIO,
+        StopOnNonFiniteLoss,
+        StopOnSignal,
+        check_resumable,
+        model_arguments_replaced,
+    )
+
+    LINKED = "vocab_size"  # the model argument the data module sets
 
     class RadfordCLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:
             # The tokenizer decides the vocabulary; the model takes it from the data module.
-            parser.link_arguments("data.vocab_size", "model.init_args.vocab_size", apply_on="instantiate")
+            parser.link_arguments("data.vocab_size", f"model.init_args.{LINKED}", apply_on="instantiate")
 
         def instantiate_trainer(self, **kwargs):
             """Keep ``last.ckpt`` for resuming and log the learning rate, unless the recipe turned those off;
-            always record in checkpoints what ``radford.load`` needs."""
+            always record in checkpoints what ``radford.load`` needs, write them atomically, and stop cleanly on
+            a signal or a diverging loss (``radford.faults``)."""
             config = self._get(self.config_init, "trainer", default={})
-            callbacks = [*(config.get("callbacks") or []), RecordForLoad()]
+            callbacks = [*(config.get("callbacks") or []), RecordForLoad(), StopOnSignal(), StopOnNonFiniteLoss()]
             if config.get("enable_checkpointing") is not False and not any(
                 isinstance(c, ModelCheckpoint) for c in callbacks
             ):
                 callbacks.append(ModelCheckpoint(save_last=True))
             if config.get("logger") is not False:
                 callbacks.append(LearningRateMonitor(logging_interval="step"))
-            return super().instantiate_trainer(callbacks=callbacks, **kwargs)
+            plugins = config.get("plugins") or []
+            plugins = list(plugins) if isinstance(plugins, list) else [plugins]
+            if not any(isinstance(p, CheckpointIO) for p in plugins):
+                plugins.append(AtomicCheckpointIO())
+            return super().instantiate_trainer(callbacks=callbacks, plugins=plugins, **kwargs)
+
+        def _parse_ckpt_path(self) -> None:
+            """Lightning rebuilds the model with the checkpoint's arguments over the recipe's: say which ones it
+            replaces, rather than silently, and refuse a file that is not a checkpoint in one line."""
+            subcommand = self.config.get("subcommand")
+            ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+            if ckpt_path and ckpt_path not in SPECIAL_CKPT_PATHS:
+                note = model_arguments_replaced(ckpt_path, self.config[subcommand].get("model"), linked=[LINKED])
+                if note:
+                    print(f"radford: resuming from {ckpt_path}: {note}", file=sys.stderr)
+            super()._parse_ckpt_path()
+
+        def before_fit(self) -> None:
+            ckpt_path = self._get(self.config_init, "ckpt_path")
+            if ckpt_path and ckpt_path not in SPECIAL_CKPT_PATHS:
+                check_resumable(self.model, ckpt_path)
 
     return RadfordCLI
 
@@ -147,6 +179,8 @@ def run_lightning(args: Sequence[str]) -> None:
     """``fit``, ``validate``, ``test`` or ``predict`` through LightningCLI."""
     from lightning import LightningDataModule, LightningModule
     from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    from radford.faults import Stopped
 
     expanded, run_name = expand_recipes(args)
     _hide_adverts()
@@ -164,6 +198,10 @@ def run_lightning(args: Sequence[str]) -> None:
             save_config_kwargs={"overwrite": True},
             args=expanded,
         )
+    except Stopped as stop:
+        print(f"radford: stopped by {stop.reason} at step {stop.step}; resume with the same command and "
+              f"--ckpt_path {stop.checkpoint}", file=sys.stderr)
+        raise
     except argparse.ArgumentError as error:
         raise RadfordError(one_line(str(error))) from error
     except MisconfigurationException as error:  # Lightning's word for a contradictory trainer config
@@ -226,6 +264,7 @@ COMMANDS = {
     "sample": "radford.commands.sample:main",
     "probe": "radford.commands.probe:main",
     "zeroshot": "radford.commands.zeroshot:main",
+    "shards": "radford.commands.shards:main",
     "new-plugin": "radford.commands.new_plugin:main",
 }
 

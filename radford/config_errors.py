@@ -14,6 +14,8 @@ _EXPECTED = re.compile(r"Expected a <class '([^']+)'>\. Got value: (.*)")
 _LITERAL = re.compile(r"Expected a typing\.Literal\[(.*)\]")
 _SUBCOMMAND_KEY = re.compile(r"Subcommand '(\w+)' does not accept option '([^']+)'")
 _UNRECOGNIZED = re.compile(r"unrecognized arguments: (--\S+)")
+_SUBTYPES = re.compile(r"^Subtypes: \[(.*)\]$")
+_NOT_A_SUBCLASS = re.compile(r"Not a valid subclass of (\w+)")
 TOP_LEVEL_KEYS = ("seed_everything", "trainer", "model", "data", "optimizer", "lr_scheduler", "ckpt_path")
 
 
@@ -43,9 +45,13 @@ def _nested(lines: list[str]) -> str | None:
     path: list[str] = []
     class_path = ""
     literals: list[str] = []
+    subtypes = ""
     for line in lines:
         if match := _PARSER_KEY.search(line):
             path.append(match[1])
+            subtypes = ""
+        elif (match := _SUBTYPES.search(line)) and not subtypes:
+            subtypes = " or ".join(t.removeprefix("<class '").removesuffix("'>") for t in match[1].split(", "))
         elif match := _CLASS_PATH.search(line):
             class_path = match[1]
             path.append("init_args")
@@ -60,6 +66,13 @@ def _nested(lines: list[str]) -> str | None:
         elif line.startswith("Given value:") and literals:
             valid = ", ".join(dict.fromkeys(literals))
             return f"{'.'.join(path)}: got {line.removeprefix('Given value:').strip()!r}; valid: {valid}"
+        elif line.startswith("Given value:") and subtypes and "Subclass types expect" not in lines:
+            where = f" ({class_path})" if class_path else ""
+            return f"{'.'.join(path)}: expected {subtypes}, got {line.removeprefix('Given value:').strip()!r}{where}"
+        elif (match := _NOT_A_SUBCLASS.search(line)) and path:
+            given = next((g.removeprefix("Given value:").strip() for g in lines if g.startswith("Given value:")), "")
+            return (f"{'.'.join(path)}: expected a {match[1]}: a registered name or import path as class_path, "
+                    f"with init_args; got {given!r}")
         elif class_path and ("has no attribute" in line or "No module named" in line):
             return f"{'.'.join(path[:-1])}: cannot import class_path {class_path!r} ({line})"
     return None

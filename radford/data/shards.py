@@ -1,0 +1,182 @@
+"""WebDataset shards: tar files of samples whose files share a key (``000042.jpg`` + ``000042.txt``), read as a stream
+(the format CLIP-scale image-text data comes in) and written from a folder or a CSV.
+
+``read_shards`` builds the stream: brace-expanded URLs or local paths, split across processes and loader workers,
+resampled with replacement (every process sees an endless stream, so DDP ranks never run out unevenly) or read once
+in order, shuffled through a buffer, decoded and batched on the loader workers. A sample that fails to decode is
+reported as one warning line naming its shard and key, and skipped; a run does not stop for one bad image.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import random
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import webdataset as wds
+from webdataset.filters import _shuffle
+from webdataset.shardlists import expand_urls
+from webdataset.utils import pytorch_worker_info
+
+from radford.errors import RadfordError
+
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp")
+log = logging.getLogger(__name__)
+
+
+class CorruptSample(Exception):
+    """A sample that could not be decoded; its message names the shard and the key."""
+
+
+def report_and_skip(error: Exception) -> bool:
+    """A WebDataset handler: log one line for a sample (or the rest of a shard) that fails, and go on."""
+    if isinstance(error, CorruptSample):
+        log.warning("skipping %s", error)
+    else:  # an unreadable tar: webdataset appends the stream and the URL to the error's arguments
+        url = error.args[-1] if error.args else "?"
+        log.warning("skipping the rest of shard %s: %s", url, error.args[0] if len(error.args) > 2 else error)
+    return True
+
+
+def shard_urls(urls: str | Sequence[str]) -> list[str]:
+    """``urls`` brace-expanded (``data/{000..009}.tar``, ``::`` between lists); local files must exist."""
+    expanded = [url for item in ([urls] if isinstance(urls, str) else urls) for url in expand_urls(item)]
+    if not expanded:
+        raise RadfordError(f"no shards in {urls!r}")
+    local = [url for url in expanded if not re.match(r"^[a-z][a-z0-9+]*:", url)]
+    missing = [url for url in local if not Path(url).expanduser().is_file()]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise RadfordError(f"shard {missing[0]} not found{more}: give existing .tar files, e.g. "
+                           "'shards/train-{000000..000009}.tar', or http(s)://, pipe: URLs")
+    return [str(Path(url).expanduser()) if url in local else url for url in expanded]
+
+
+def _decoding(decode: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+    def apply(sample: dict[str, Any]) -> Any:
+        try:
+            return decode(sample)
+        except (RadfordError, KeyError, ValueError, OSError, UnicodeDecodeError) as error:
+            what = f"no {error}" if isinstance(error, KeyError) else str(error)
+            raise CorruptSample(f"sample {sample.get('__key__')!r} of shard {sample.get('__url__')}: {what}") from error
+
+    return apply
+
+
+def _shuffled(buffer: int, seed: int) -> Callable[[Iterator[Any]], Iterator[Any]]:
+    """Shuffle through a buffer, seeded apart for each process and loader worker, afresh each epoch."""
+    epoch = -1
+
+    def stage(samples: Iterator[Any]) -> Iterator[Any]:
+        nonlocal epoch
+        epoch += 1
+        rank, _, worker, _ = pytorch_worker_info()
+        rng = random.Random(hash((seed, rank, worker, epoch)))
+        return _shuffle(samples, bufsize=buffer, initial=buffer, rng=rng)
+
+    return stage
+
+
+def read_shards(
+    urls: str | Sequence[str],
+    decode: Callable[[dict[str, Any]], Any],
+    shuffle: int = 0,
+    resample: bool = False,
+    seed: int = 0,
+    batch_size: int | None = None,
+    collate: Callable[[list[Any]], Any] | None = None,
+    partial: bool = True,
+    batches_per_epoch: int | None = None,
+) -> wds.DataPipeline:
+    """A stream of ``decode(sample)`` for the samples of ``urls`` (a sample: ``{"__key__", "__url__", ext: bytes}``).
+
+    resample: draw shards with replacement, endlessly, apart in each process and worker; otherwise each shard once,
+        divided among processes and workers (which then may serve unequal numbers of samples).
+    shuffle: buffer size for shuffling samples (0: in order). batch_size: ``collate`` lists of that many; ``partial``
+        keeps a smaller last one. batches_per_epoch: what one loader worker serves in an epoch of an endless stream.
+    """
+    urls = shard_urls(urls)
+    shards = wds.ResampledShards(urls, seed=seed, deterministic=True) if resample else wds.SimpleShardList(urls)
+    stages: list[Any] = [shards]
+    if not resample:
+        stages += [wds.split_by_node, wds.split_by_worker]
+    stages.append(wds.tarfile_to_samples(handler=report_and_skip))
+    if shuffle:
+        stages.append(_shuffled(shuffle, seed))
+    stages.append(wds.map(_decoding(decode), handler=report_and_skip))
+    if batch_size is not None:
+        stages.append(wds.batched(batch_size, collation_fn=collate, partial=partial))
+    pipeline = wds.DataPipeline(*stages)
+    return pipeline.with_epoch(batches_per_epoch) if batches_per_epoch else pipeline
+
+
+def write_shards(samples: Iterable[dict[str, Any]], pattern: str, maxcount: int = 10000) -> list[str]:
+    """Write ``samples`` (``{"__key__": str, ext: bytes or str}``) to tar shards named by ``pattern`` (a
+    %-format of the shard number, e.g. ``out/train-%06d.tar``), ``maxcount`` to a shard. Returns their paths."""
+    if maxcount < 1:
+        raise RadfordError(f"maxcount must be at least 1 sample a shard, got {maxcount}")
+    if "%" not in pattern:
+        raise RadfordError(f"shard pattern {pattern!r} needs a %-format for the shard number, e.g. 'train-%06d.tar'")
+    Path(pattern).parent.mkdir(parents=True, exist_ok=True)
+    written: list[str] = []
+    with wds.ShardWriter(pattern, maxcount=maxcount, verbose=0, post=written.append) as sink:
+        for sample in samples:
+            sink.write(sample)
+    return written
+
+
+def _key(path: Path) -> str:
+    # WebDataset splits a file name at its first dot into key and extension; keys cannot hold dots or slashes.
+    return re.sub(r"[^A-Za-z0-9_-]", "_", path.stem)
+
+
+def _image_sample(path: Path, caption: str, key: str) -> dict[str, Any]:
+    extension = path.suffix.lower().lstrip(".")
+    if extension not in IMAGE_EXTENSIONS:
+        raise RadfordError(f"{path} is not an image radford reads: extensions {', '.join(IMAGE_EXTENSIONS)}")
+    return {"__key__": key, "jpg" if extension == "jpeg" else extension: path.read_bytes(), "txt": caption}
+
+
+def pairs_from_csv(path: str | Path) -> list[tuple[Path, str]]:
+    """The (image path, caption) rows of a CSV with columns ``filepath,caption``; relative paths are taken from the
+    CSV's folder."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as file:
+            reader = csv.DictReader(file)
+            if not {"filepath", "caption"} <= set(reader.fieldnames or ()):
+                raise RadfordError(f"{path} needs the columns filepath,caption; its header is {reader.fieldnames}")
+            return [(path.parent / row["filepath"], row["caption"]) for row in reader]
+    except FileNotFoundError as error:
+        raise RadfordError(f"CSV {path} not found") from error
+
+
+def pairs_from_folder(folder: str | Path) -> list[tuple[Path, str]]:
+    """The images of a folder (searched recursively) with the caption in the ``.txt`` file of the same name."""
+    folder = Path(folder)
+    images = sorted(p for p in folder.rglob("*") if p.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS)
+    pairs = [(image, image.with_suffix(".txt")) for image in images]
+    missing = [str(caption) for _, caption in pairs if not caption.is_file()]
+    if missing:
+        raise RadfordError(f"{len(missing)} images of {folder} have no caption, e.g. {missing[0]}")
+    if not pairs:
+        raise RadfordError(f"no images in {folder}: looked for {', '.join(IMAGE_EXTENSIONS)} beside .txt captions")
+    return [(image, caption.read_text(encoding="utf-8").strip()) for image, caption in pairs]
+
+
+def write_pair_shards(source: str | Path, pattern: str, maxcount: int = 10000) -> list[str]:
+    """Image-caption shards (``jpg``/``png``/... + ``txt``) from a ``filepath,caption`` CSV or a folder of images
+    with ``.txt`` captions beside them; images are copied as they are, not re-encoded."""
+    source = Path(source)
+    pairs = pairs_from_csv(source) if source.suffix.lower() == ".csv" else pairs_from_folder(source)
+    # The index keeps keys unique; the file's name makes a warning about a corrupt sample findable.
+    samples = (_image_sample(image, caption, f"{i:08d}_{_key(image)}") for i, (image, caption) in enumerate(pairs))
+    return write_shards(samples, pattern, maxcount)
+
+
+__all__ = ["IMAGE_EXTENSIONS", "CorruptSample", "pairs_from_csv", "pairs_from_folder", "read_shards",
+           "report_and_skip", "shard_urls", "write_pair_shards", "write_shards"]
