@@ -36,7 +36,8 @@ def images(tmp_path_factory) -> Path:
 def test_fit_load_and_zeroshot(checkpoint, images, capsys):
     model = radford.load(checkpoint)
     assert isinstance(model, CLIP) and model.hparams.size == "ViT-tiny"
-    tokenizer = CLIPTokenizer.from_tokenizer(model.tokenizer)  # the vocabulary learned from the captions
+    tokenizer = model.tokenizer  # the vocabulary learned from the captions
+    assert isinstance(tokenizer, CLIPTokenizer)
     assert tokenizer.vocab_size == model.hparams.vocab_size
 
     main(["zeroshot", "--checkpoint", str(checkpoint), "--images", str(images), "--classes", *class_names(),

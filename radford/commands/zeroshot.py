@@ -84,7 +84,9 @@ def main(args: Sequence[str]) -> None:
     if model.tokenizer is None:
         raise RadfordError(f"{options.checkpoint} has no tokenizer to encode the prompts with: a .ckpt records its "
                            "data module's, a Hugging Face folder needs vocab.json + merges.txt or tokenizer.json")
-    tokenizer = CLIPTokenizer.from_tokenizer(model.tokenizer)
+    tokenizer = model.tokenizer
+    if not isinstance(tokenizer, CLIPTokenizer):
+        raise RadfordError(f"{options.checkpoint} records a {type(tokenizer).__name__} tokenizer, not CLIP's")
     prompts = [template.format(name) for name in classes for template in options.templates]
     token_ids = tokenizer.tokenize(prompts, model.hparams.context_length)
     weights = model.class_embeddings(token_ids.view(len(classes), len(options.templates), -1))

@@ -210,7 +210,7 @@ class PairData(L.LightningDataModule):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if "tokenizer" in state_dict:
-            self.tokenizer = CLIPTokenizer.from_tokenizer(from_json(state_dict["tokenizer"]))
+            self.tokenizer = from_json(state_dict["tokenizer"])
 
 
 __all__ = ["CLIP_MEAN", "CLIP_STD", "Collate", "DecodeSample", "PairData", "Pairs", "Preprocess",

@@ -230,10 +230,15 @@ def _wrap(backend: tokenizers.Tokenizer) -> Tokenizer:
     """The radford tokenizer around a loaded backend, chosen by its model.
 
     A byte-level BPE comes back as a trained ``BPE`` whichever way it was made (GPT-2's included):
-    serialized, they differ only in their vocabulary, so nothing in the file tells them apart.
+    serialized, they differ only in their vocabulary, so nothing in the file tells them apart. CLIP's is told
+    apart by its ``<|startoftext|>`` token.
     """
     if isinstance(backend.model, models.WordLevel):
         tokenizer: Tokenizer = Char()
+    elif isinstance(backend.model, models.BPE) and backend.token_to_id("<|startoftext|>") is not None:
+        from radford.tokenizers.clip import CLIPTokenizer  # clip.py builds on this module
+
+        tokenizer = CLIPTokenizer()
     elif isinstance(backend.model, models.BPE):
         tokenizer = BPE(vocab_size=backend.get_vocab_size())
     else:

@@ -119,19 +119,6 @@ class CLIPTokenizer(Tokenizer):
         self.requested_vocab_size = vocab_size
         self.min_frequency = min_frequency
 
-    @classmethod
-    def from_tokenizer(cls, tokenizer: Tokenizer) -> CLIPTokenizer:
-        """A CLIPTokenizer around a tokenizer restored from a checkpoint (``radford.tokenizers.from_json`` gives
-        back a byte-level tokenizer of the same pipeline but not this class)."""
-        if isinstance(tokenizer, cls):
-            return tokenizer
-        backend = tokenizer._trained()
-        if backend.token_to_id(SOT) is None or backend.token_to_id(EOT) is None:
-            raise RadfordError(f"this {type(tokenizer).__name__} tokenizer is not CLIP's: it has no {SOT} and {EOT}")
-        clip = cls()
-        clip._backend = backend
-        return clip
-
     def train(self, texts: Iterable[str]) -> None:
         """Learn merges from the captions, then build the vocabulary from them as OpenAI's is built."""
         if self._backend is not None:
