@@ -221,17 +221,20 @@ class TextData(L.LightningDataModule):
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as out:
                 pending: list[str] = []
+                ends: set[int] = set()  # positions in pending of each document's last chunk
 
                 def flush() -> None:
-                    for ids in self.tokenizer.encode_batch(pending):
+                    # One batch spans many documents, so that small files too are encoded on every core.
+                    for i, ids in enumerate(self.tokenizer.encode_batch(pending)):
                         np.asarray(ids, dtype=dtype).tofile(out)
+                        if i in ends and eot is not None:  # documents are separated as in GPT-2's training data
+                            np.asarray([eot], dtype=dtype).tofile(out)
                     pending.clear()
+                    ends.clear()
 
                 for document in corpus.documents(files):
                     pending.extend(corpus.chunks(document))
-                    if eot is not None:  # documents are separated as in GPT-2's training data
-                        flush()
-                        np.asarray([eot], dtype=dtype).tofile(out)
+                    ends.add(len(pending) - 1)
                     if len(pending) >= ENCODE_BATCH:
                         flush()
                 flush()
