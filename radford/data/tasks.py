@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import io
 import json
 import os
 import re
@@ -35,6 +36,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from radford.data import corpus
 from radford.errors import RadfordError
 from radford.tokenizers import Tokenizer, from_json
 
@@ -137,22 +139,28 @@ def _read(source: str, split: str) -> list[tuple[str, dict[str, Any]]]:
         return [(f"{STDLIB_DOCSTRINGS} {split} example {i}", r) for i, r in enumerate(stdlib_docstrings(split), 1)]
     path = Path(source).expanduser()
     records = []
-    with open(path, encoding="utf-8", newline="") as file:
-        if path.suffix == ".csv":
-            reader = csv.DictReader(file)
+    text = corpus.read(path)
+    if path.suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        try:
             for record in reader:
+                if None in record:  # csv files surplus fields under the key None
+                    raise RadfordError(f"{source} line {reader.line_num}: more fields than the header's "
+                                       f"{len(reader.fieldnames or [])} ({', '.join(reader.fieldnames or [])})")
                 records.append((f"{source} line {reader.line_num}", record))
-            return records
-        for number, line in enumerate(file, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise RadfordError(f"{source} line {number}: not JSON: {error.msg}") from error
-            if not isinstance(record, dict):
-                raise RadfordError(f"{source} line {number}: expected a JSON object, got {type(record).__name__}")
-            records.append((f"{source} line {number}", record))
+        except csv.Error as error:
+            raise RadfordError(f"{source} line {reader.line_num}: not CSV: {error}") from error
+        return records
+    for number, line in enumerate(text.split("\n"), 1):  # not splitlines: JSON strings may hold U+2028
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise RadfordError(f"{source} line {number}: not JSON: {error.msg}") from error
+        if not isinstance(record, dict):
+            raise RadfordError(f"{source} line {number}: expected a JSON object, got {type(record).__name__}")
+        records.append((f"{source} line {number}", record))
     return records
 
 

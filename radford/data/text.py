@@ -202,8 +202,14 @@ class TextData(L.LightningDataModule):
     @property
     def vocab_size(self) -> int:
         """The model's vocabulary size; a tokenizer that needs training is trained (or loaded) first."""
-        self._ready_tokenizer(corpus.resolve(self.sources))
+        self._ready_tokenizer(self._files())
         return self.tokenizer.vocab_size
+
+    def _files(self) -> list[Path]:
+        files = corpus.resolve(self.sources)
+        if not any(file.stat().st_size for file in files):
+            raise RadfordError(f"text sources {self.sources} are empty: there is no text to train on")
+        return files
 
     def _ready_tokenizer(self, files: list[Path]) -> None:
         if not self.tokenizer.needs_training:
@@ -249,7 +255,7 @@ class TextData(L.LightningDataModule):
 
     def _load_tokens(self) -> np.ndarray:
         if self.tokens is None:
-            files = corpus.resolve(self.sources)
+            files = self._files()
             self._ready_tokenizer(files)
             path = self.cache_dir / f"{corpus.fingerprint(files)}-{self.tokenizer.fingerprint()}.bin"
             if not path.with_suffix(".json").exists():
