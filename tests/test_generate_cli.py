@@ -10,7 +10,8 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from radford.cli import REPLACEMENT_CHARACTER, decode_stream, main
+from radford.cli import main
+from radford.commands.generate import REPLACEMENT_CHARACTER, decode_stream
 from radford.tokenizers import GPT2BPE, from_files
 from tests.helpers import error_line, radford_cli
 

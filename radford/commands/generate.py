@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -36,6 +37,16 @@ def decode_stream(tokenizer: Tokenizer, prompt_ids: Sequence[int], new_ids: Iter
         yield text[shown:]
 
 
+def parse_fixed_unit(text: str) -> tuple[int, float]:
+    """``INDEX=VALUE`` (``--fix_unit 2388=1.0``) as (index, value)."""
+    index, _, value = text.partition("=")
+    try:
+        return int(index), float(value)
+    except ValueError:
+        raise RadfordError(f"--fix_unit takes INDEX=VALUE (an integer and a number, as 2388=1.0), got {text!r}") \
+            from None
+
+
 def main(args: Sequence[str]) -> None:
     """Continue a prompt with a trained model (.ckpt or Hugging Face folder), printing text as it comes."""
     parser = ArgumentParser(prog="radford generate", description=main.__doc__)
@@ -48,6 +59,8 @@ def main(args: Sequence[str]) -> None:
     parser.add_argument("--seed", type=int, help="the same seed gives the same samples")
     parser.add_argument("--num_samples", type=int, default=1, help="continuations, separated by a line ---")
     parser.add_argument("--no_cache", action="store_true", help="recompute the whole context at every step")
+    parser.add_argument("--fix_unit", action="append", default=[], metavar="INDEX=VALUE",
+                        help="hold a cell unit of an mLSTM at VALUE while sampling (repeatable): sentiment steering")
     options = parser.parse_args(args)
     if options.num_samples < 1:
         raise RadfordError(f"--num_samples must be at least 1, got {options.num_samples}")
@@ -62,6 +75,14 @@ def main(args: Sequence[str]) -> None:
                            "data module's, a Hugging Face folder needs tokenizer.json or vocab.json + merges.txt")
     if not callable(getattr(model, "generate", None)):
         raise RadfordError(f"{options.checkpoint} holds a {type(model).__name__}, which does not generate text")
+    # Options that only some models take, by the name of their generate() argument; the defaults are left out.
+    extra = {"use_cache": False} if options.no_cache else {}
+    if options.fix_unit:
+        extra["fix_units"] = dict(map(parse_fixed_unit, options.fix_unit))
+    accepted = inspect.signature(model.generate).parameters
+    for flag, name in (("--no_cache", "use_cache"), ("--fix_unit", "fix_units")):
+        if name in extra and name not in accepted:
+            raise RadfordError(f"{flag} does not apply to {options.checkpoint}, a {type(model).__name__}")
     tokenizer = model.tokenizer
     # An empty prompt starts a new document, as GPT-2's unconditional samples do.
     prompt_ids = tokenizer.encode(options.prompt) or ([] if tokenizer.eot_id is None else [tokenizer.eot_id])
@@ -72,8 +93,7 @@ def main(args: Sequence[str]) -> None:
     for sample in range(options.num_samples):
         # Called before anything is printed: it checks the sampling options.
         steps = model.generate(torch.tensor([prompt_ids]), options.max_new_tokens, temperature=options.temperature,
-                               top_k=options.top_k, top_p=options.top_p, generator=generator,
-                               use_cache=not options.no_cache)
+                               top_k=options.top_k, top_p=options.top_p, generator=generator, **extra)
         if sample:
             print("---")
         print(options.prompt, end="", flush=True)

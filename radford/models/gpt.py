@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 
@@ -300,6 +300,30 @@ class GPT(L.LightningModule):
         """Next-token logits (batch, time, vocab) for token ids (batch, time)."""
         return self.lm_head(self.hidden_states(input_ids))
 
+    def features(self, texts: Sequence[str], batch_size: int = 32) -> Tensor:
+        """The final hidden state (what the LM head reads) at each text's last token, (len(texts), n_embd): the
+        features ``radford probe`` fits on. A text longer than block_size keeps its last block_size tokens."""
+        if getattr(self, "tokenizer", None) is None:
+            raise RadfordError("this GPT has no tokenizer to encode texts with (radford.load sets the saved one)")
+        encoded = [ids[-self.hparams.block_size :] for ids in self.tokenizer.encode_batch(list(texts))]
+        empty = next((i for i, ids in enumerate(encoded) if not ids), None)
+        if empty is not None:
+            raise RadfordError(f"text {empty} encodes to no tokens: a GPT's features need at least one")
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # similar lengths pad little
+        result = torch.empty(len(encoded), self.hparams.n_embd)
+        device = self.lm_head.weight.device
+        with self._inference():
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                lengths = torch.tensor([len(encoded[i]) for i in rows], device=device)
+                # Padded on the right: causal attention keeps the padding out of every real position.
+                ids = torch.zeros(len(rows), int(lengths.max()), dtype=torch.long, device=device)
+                for row, i in enumerate(rows):
+                    ids[row, : len(encoded[i])] = torch.tensor(encoded[i])
+                hidden = self.hidden_states(ids)
+                result[rows] = hidden[torch.arange(len(rows), device=device), lengths - 1].float().cpu()
+        return result
+
     def generate(
         self,
         input_ids: Tensor,
@@ -376,7 +400,8 @@ class GPT(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = self.loss(batch)
-        self.log("train_loss", loss, prog_bar=True)
+        # The mean over processes: under DDP the logged curve is the global batch's, as one process would log.
+        self.log("train_loss", loss, prog_bar=True, sync_dist=True)
         # Wall time from one step to the next includes data loading and the optimizer: the rate a run sees.
         # No device sync: the queue of launched kernels keeps the host at most a few steps ahead.
         now = time.perf_counter()

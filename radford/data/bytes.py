@@ -1,0 +1,215 @@
+"""Byte streams for the sentiment neuron's mLSTM (Radford et al. 2017, section 3): documents from text files or
+from a text column of CSV/JSONL files, each preprocessed as OpenAI's released encoder does (``preprocess``), their
+UTF-8 bytes concatenated into one stream that is cut into contiguous streams for truncated backpropagation.
+
+Formats, by suffix (``.bz2`` or ``.gz`` after it is read compressed): ``.csv`` and ``.jsonl``/``.json`` give the
+``text_field`` of every record; any other file gives one document per non-empty line (one review a line).
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import gzip
+import html
+import json
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+import lightning as L
+import numpy as np
+import tokenizers
+import torch
+from tokenizers import Regex, decoders, models, pre_tokenizers
+from torch.utils.data import DataLoader, IterableDataset
+
+from radford.data import corpus
+from radford.errors import RadfordError
+from radford.tokenizers import Tokenizer
+from radford.tokenizers.clip import byte_characters
+
+# Lightning warns that an IterableDataset's length may be wrong with several loader workers; StreamWindows is read
+# in the main process, where its length is exact.
+warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
+
+VOCAB_SIZE = 256
+COMPRESSED = {".bz2": bz2.open, ".gz": gzip.open}
+RECORD_FORMATS = (".csv", ".jsonl", ".json")
+
+
+def preprocess(text: str) -> bytes:
+    """A document as the reference encoder's ``preprocess`` makes it: HTML entities unescaped, newlines made
+    spaces, the ends stripped, then a newline and a space in front and a space behind, in UTF-8."""
+    return ("\n " + html.unescape(text).replace("\n", " ").strip() + " ").encode("utf-8")
+
+
+class ByteTokenizer(Tokenizer):
+    """Token id b is the byte b: UTF-8 in, and out (invalid sequences decode to U+FFFD until complete).
+
+    Built from Hugging Face pieces so that checkpoints record it as tokenizer.json like every other tokenizer:
+    GPT-2's byte-to-character map, one character per token, a word-level vocabulary of the 256 byte characters.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        chars = byte_characters()  # in OpenAI's order: the printable bytes (which stand for themselves) first
+        printable = [ord(char) for char in chars if ord(char) < VOCAB_SIZE]
+        order = printable + [b for b in range(VOCAB_SIZE) if b not in printable]
+        backend = tokenizers.Tokenizer(models.WordLevel({char: b for b, char in zip(order, chars, strict=True)}))
+        backend.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated"),  # every byte's character a word
+        ])
+        backend.decoder = decoders.ByteLevel()
+        self._backend = backend
+
+
+def _open(path: Path) -> TextIO:
+    opener = COMPRESSED.get(path.suffix, open)
+    return opener(path, "rt", encoding="utf-8", newline="")
+
+
+def _format(path: Path) -> str:
+    """The suffix that says how to read a file, under a compression suffix."""
+    return Path(path.stem).suffix if path.suffix in COMPRESSED else path.suffix
+
+
+def read_records(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, record) for every record of a CSV or JSONL file, plain or compressed; ``where`` names the line."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise RadfordError(f"data file {str(path)!r} not found")
+    kind = _format(path)
+    if kind not in RECORD_FORMATS:
+        raise RadfordError(f"{path} has an unknown format; valid: {', '.join(RECORD_FORMATS)} (optionally .bz2/.gz)")
+    try:
+        with _open(path) as file:
+            if kind == ".csv":
+                reader = csv.DictReader(file)
+                for record in reader:
+                    yield f"{path} line {reader.line_num}", record
+                return
+            for number, line in enumerate(file, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise RadfordError(f"{path} line {number}: not JSON: {error.msg}") from error
+                if not isinstance(record, dict):
+                    raise RadfordError(f"{path} line {number}: expected a JSON object, got {type(record).__name__}")
+                yield f"{path} line {number}", record
+    except (UnicodeDecodeError, OSError, EOFError) as error:
+        raise RadfordError(f"cannot read {path}: {error}") from error
+
+
+def field(where: str, record: dict[str, Any], name: str) -> Any:
+    """A record's field, or a one-line error naming the fields it has."""
+    if name not in record:
+        raise RadfordError(f"{where}: no field {name!r}; fields present: {', '.join(map(str, record)) or '(none)'}")
+    return record[name]
+
+
+def documents(path: Path, text_field: str = "text") -> Iterator[str]:
+    """The documents of one file: a record column, or the non-empty lines of text."""
+    if _format(path) in RECORD_FORMATS:
+        for where, record in read_records(path):
+            text = field(where, record, text_field)
+            if not isinstance(text, str):
+                raise RadfordError(f"{where}: field {text_field!r} is {type(text).__name__}, not text")
+            yield text
+        return
+    try:
+        with _open(path) as file:
+            yield from (line for line in file if line.strip())
+    except (UnicodeDecodeError, OSError, EOFError) as error:
+        raise RadfordError(f"cannot read {path} as UTF-8 text: {error}") from error
+
+
+class StreamWindows(IterableDataset):
+    """Truncated backpropagation's batches: the byte stream cut into ``batch_size`` contiguous streams (times the
+    number of processes), batch k holding window k of each. Row r of consecutive batches reads on in one stream,
+    so a model may carry its state from one batch to the next; an epoch reads every stream once, in order."""
+
+    def __init__(self, data: np.ndarray, block_size: int, batch_size: int, rank: int = 0, world_size: int = 1):
+        streams = batch_size * world_size
+        length = (len(data) - 1) // streams  # each stream's inputs; its targets are one byte on
+        if length < block_size:
+            raise RadfordError(f"{len(data)} bytes are too few for {streams} streams of windows of {block_size}: "
+                               "give more text, or lower batch_size or block_size")
+        rows = torch.from_numpy(np.asarray(data[: streams * length + 1], dtype=np.int64))
+        mine = slice(rank * batch_size, (rank + 1) * batch_size)
+        self.inputs = rows[:-1].view(streams, length)[mine]
+        self.targets = rows[1:].view(streams, length)[mine]
+        self.block_size = block_size
+
+    def __len__(self) -> int:
+        return self.inputs.shape[1] // self.block_size
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for k in range(len(self)):
+            window = slice(k * self.block_size, (k + 1) * self.block_size)
+            yield self.inputs[:, window], self.targets[:, window]
+
+
+class ByteData(L.LightningDataModule):
+    """Documents as one byte stream; the first part trains, the held-out tail validates and tests.
+
+    Args:
+        sources: files, folders or globs (see the module's docstring for formats).
+        text_field: the column of CSV/JSONL records that holds the text.
+        block_size: bytes per window (the paper's 256): backpropagation is truncated there.
+        batch_size: contiguous streams read side by side (the paper's 128), per device.
+        val_fraction: the last fraction of the stream, held out.
+    """
+
+    def __init__(self, sources: list[str] | str, text_field: str = "text", block_size: int = 256,
+                 batch_size: int = 128, val_fraction: float = 0.05) -> None:
+        super().__init__()
+        if not 0.0 < val_fraction < 1.0:
+            raise RadfordError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+        if block_size < 1 or batch_size < 1:
+            raise RadfordError(f"block_size and batch_size must be positive, got {block_size} and {batch_size}")
+        self.sources = [sources] if isinstance(sources, str) else list(sources)
+        self.text_field, self.block_size, self.batch_size = text_field, block_size, batch_size
+        self.val_fraction = val_fraction
+        self.tokenizer = ByteTokenizer()  # recorded in checkpoints, for radford generate
+        self.data: np.ndarray | None = None
+
+    @property
+    def vocab_size(self) -> int:
+        return VOCAB_SIZE
+
+    def stream(self) -> np.ndarray:
+        """Every document's preprocessed bytes, in the order of the sources, as one array."""
+        if self.data is None:
+            files = corpus.resolve(self.sources)
+            stream = b"".join(preprocess(text) for path in files for text in documents(path, self.text_field))
+            self.data = np.frombuffer(stream, dtype=np.uint8)
+        return self.data
+
+    def _loader(self, split: str) -> DataLoader:
+        data = self.stream()
+        cut = int(len(data) * (1.0 - self.val_fraction))
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        part = data[:cut] if split == "train" else data[cut:]
+        try:
+            windows = StreamWindows(part, self.block_size, self.batch_size, rank, world)
+        except RadfordError as error:
+            raise RadfordError(f"{split} split of {self.sources}: {error}") from error
+        return DataLoader(windows, batch_size=None)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+
+__all__ = ["ByteData", "ByteTokenizer", "StreamWindows", "documents", "field", "preprocess", "read_records"]
