@@ -281,7 +281,7 @@ def test_lambada_loader(bpe: BPE, tmp_path: Path) -> None:
     (None, "LAMBADA file .*missing.jsonl.* not found"),
     (['{"text": "a b c"}', "{not json"], "line 2: not JSON"),
     (['{"text": "a b c"}', "", '{"passage": "a b c"}'], 'line 3: no "text" field'),
-    (['{"text": "a b c"}', '["a b c"]'], 'line 2: no "text" field'),
+    (['{"text": "a b c"}', '["a b c"]'], "line 2: expected a JSON object, got list"),
     (['{"text": "a b c"}', '{"text": 3}'], 'line 2: no "text" field'),
     (['{"text": "a b c"}', '{"text": "  lonely "}'], "line 2: passage 'lonely' has one word"),
     ([""], "holds no passages"),

@@ -73,7 +73,7 @@ class Threshold:
 
 def read_labelled(path: str, text_field: str, label_field: str) -> tuple[list[str], np.ndarray, list[str]]:
     """Texts, 0/1 labels and the two class names (sorted) of a CSV or JSONL file."""
-    from radford.data.bytes import field, read_records
+    from radford.data.records import field, read_records
 
     texts, labels = [], []
     for where, record in read_records(path):

@@ -8,15 +8,10 @@ Formats, by suffix (``.bz2`` or ``.gz`` after it is read compressed): ``.csv`` a
 
 from __future__ import annotations
 
-import bz2
-import csv
-import gzip
 import html
-import json
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
 
 import lightning as L
 import numpy as np
@@ -26,6 +21,7 @@ from tokenizers import Regex, decoders, models, pre_tokenizers
 from torch.utils.data import DataLoader, IterableDataset
 
 from radford.data import corpus
+from radford.data.records import RECORD_FORMATS, field, file_format, open_text, read_records
 from radford.errors import RadfordError
 from radford.tokenizers import Tokenizer
 from radford.tokenizers.clip import byte_characters
@@ -35,8 +31,6 @@ from radford.tokenizers.clip import byte_characters
 warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
 
 VOCAB_SIZE = 256
-COMPRESSED = {".bz2": bz2.open, ".gz": gzip.open}
-RECORD_FORMATS = (".csv", ".jsonl", ".json")
 
 
 def preprocess(text: str) -> bytes:
@@ -66,55 +60,9 @@ class ByteTokenizer(Tokenizer):
         self._backend = backend
 
 
-def _open(path: Path) -> TextIO:
-    opener = COMPRESSED.get(path.suffix, open)
-    return opener(path, "rt", encoding="utf-8", newline="")
-
-
-def _format(path: Path) -> str:
-    """The suffix that says how to read a file, under a compression suffix."""
-    return Path(path.stem).suffix if path.suffix in COMPRESSED else path.suffix
-
-
-def read_records(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(where, record) for every record of a CSV or JSONL file, plain or compressed; ``where`` names the line."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise RadfordError(f"data file {str(path)!r} not found")
-    kind = _format(path)
-    if kind not in RECORD_FORMATS:
-        raise RadfordError(f"{path} has an unknown format; valid: {', '.join(RECORD_FORMATS)} (optionally .bz2/.gz)")
-    try:
-        with _open(path) as file:
-            if kind == ".csv":
-                reader = csv.DictReader(file)
-                for record in reader:
-                    yield f"{path} line {reader.line_num}", record
-                return
-            for number, line in enumerate(file, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise RadfordError(f"{path} line {number}: not JSON: {error.msg}") from error
-                if not isinstance(record, dict):
-                    raise RadfordError(f"{path} line {number}: expected a JSON object, got {type(record).__name__}")
-                yield f"{path} line {number}", record
-    except (UnicodeDecodeError, OSError, EOFError) as error:
-        raise RadfordError(f"cannot read {path}: {error}") from error
-
-
-def field(where: str, record: dict[str, Any], name: str) -> Any:
-    """A record's field, or a one-line error naming the fields it has."""
-    if name not in record:
-        raise RadfordError(f"{where}: no field {name!r}; fields present: {', '.join(map(str, record)) or '(none)'}")
-    return record[name]
-
-
 def documents(path: Path, text_field: str = "text") -> Iterator[str]:
     """The documents of one file: a record column, or the non-empty lines of text."""
-    if _format(path) in RECORD_FORMATS:
+    if file_format(path) in RECORD_FORMATS:
         for where, record in read_records(path):
             text = field(where, record, text_field)
             if not isinstance(text, str):
@@ -122,7 +70,7 @@ def documents(path: Path, text_field: str = "text") -> Iterator[str]:
             yield text
         return
     try:
-        with _open(path) as file:
+        with open_text(path) as file:
             yield from (line for line in file if line.strip())
     except (UnicodeDecodeError, OSError, EOFError) as error:
         raise RadfordError(f"cannot read {path} as UTF-8 text: {error}") from error
@@ -212,4 +160,4 @@ class ByteData(L.LightningDataModule):
         return self._loader("val")
 
 
-__all__ = ["ByteData", "ByteTokenizer", "StreamWindows", "documents", "field", "preprocess", "read_records"]
+__all__ = ["ByteData", "ByteTokenizer", "StreamWindows", "documents", "preprocess"]

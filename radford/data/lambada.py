@@ -13,7 +13,6 @@ passage never changes its predictions.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from radford.data.records import json_records, open_text
 from radford.data.text import IGNORE_INDEX
 from radford.errors import RadfordError
 from radford.tokenizers import Tokenizer
@@ -47,20 +47,18 @@ def read_passages(path: str | Path) -> list[str]:
     if not path.is_file():
         raise RadfordError(f"LAMBADA file {str(path)!r} not found: give a JSON-lines file of {{\"text\": ...}}")
     passages = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise RadfordError(f"{path} line {number}: not JSON ({error.msg})") from error
-        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-            raise RadfordError(f'{path} line {number}: no "text" field; each line must be {{"text": "..."}}')
-        try:
-            split_last_word(record["text"])
-        except ValueError as error:
-            raise RadfordError(f"{path} line {number}: {error}") from error
-        passages.append(record["text"])
+    try:
+        with open_text(path) as file:
+            for where, record in json_records(file, path):
+                if not isinstance(record.get("text"), str):
+                    raise RadfordError(f'{where}: no "text" field; each line must be {{"text": "..."}}')
+                try:
+                    split_last_word(record["text"])
+                except ValueError as error:
+                    raise RadfordError(f"{where}: {error}") from error
+                passages.append(record["text"])
+    except UnicodeDecodeError as error:
+        raise RadfordError(f"{path} is not UTF-8 text (bad byte at offset {error.start}); convert it") from error
     if not passages:
         raise RadfordError(f"LAMBADA file {path} holds no passages")
     return passages

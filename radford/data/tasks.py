@@ -21,8 +21,6 @@ package, split 80/10/10 by a hash of each name.
 from __future__ import annotations
 
 import ast
-import csv
-import io
 import json
 import os
 import re
@@ -36,7 +34,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from radford.data import corpus
+from radford.data.records import read_records
 from radford.errors import RadfordError
 from radford.tokenizers import Tokenizer, from_json
 
@@ -137,31 +135,7 @@ def _read(source: str, split: str) -> list[tuple[str, dict[str, Any]]]:
     """(where, record) for every record of a JSONL or CSV file, ``where`` naming the file and line."""
     if source == STDLIB_DOCSTRINGS:
         return [(f"{STDLIB_DOCSTRINGS} {split} example {i}", r) for i, r in enumerate(stdlib_docstrings(split), 1)]
-    path = Path(source).expanduser()
-    records = []
-    text = corpus.read(path)
-    if path.suffix == ".csv":
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        try:
-            for record in reader:
-                if None in record:  # csv files surplus fields under the key None
-                    raise RadfordError(f"{source} line {reader.line_num}: more fields than the header's "
-                                       f"{len(reader.fieldnames or [])} ({', '.join(reader.fieldnames or [])})")
-                records.append((f"{source} line {reader.line_num}", record))
-        except csv.Error as error:
-            raise RadfordError(f"{source} line {reader.line_num}: not CSV: {error}") from error
-        return records
-    for number, line in enumerate(text.split("\n"), 1):  # not splitlines: JSON strings may hold U+2028
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise RadfordError(f"{source} line {number}: not JSON: {error.msg}") from error
-        if not isinstance(record, dict):
-            raise RadfordError(f"{source} line {number}: expected a JSON object, got {type(record).__name__}")
-        records.append((f"{source} line {number}", record))
-    return records
+    return list(read_records(source))
 
 
 def _integer(value: Any) -> int | None:

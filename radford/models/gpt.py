@@ -158,6 +158,22 @@ def warmup_cosine(step: int, warmup_steps: int, decay_steps: float, min_ratio: f
     return min_ratio + 0.5 * (1.0 + math.cos(math.pi * progress)) * (1.0 - min_ratio)
 
 
+def check_sampling(input_ids: Tensor, max_new_tokens: int, temperature: float, top_k: int | None,
+                   top_p: float | None, unit: str = "token") -> None:
+    """One-line errors for generation options ``sample`` cannot honour, before anything is generated."""
+    if input_ids.dim() != 2 or input_ids.shape[1] == 0:
+        raise RadfordError(f"input_ids must be (batch, time) with at least one {unit}, got shape "
+                           f"{tuple(input_ids.shape)}")
+    if max_new_tokens < 0:
+        raise RadfordError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    if temperature < 0:
+        raise RadfordError(f"temperature must be >= 0 (0 is greedy), got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise RadfordError(f"top_k must be >= 1 or None, got {top_k}")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise RadfordError(f"top_p must be in (0, 1] or None, got {top_p}")
+
+
 def sample(
     logits: Tensor,
     temperature: float = 1.0,
@@ -343,17 +359,7 @@ class GPT(L.LightningModule):
         as without a cache; since every position shifts as the window slides, the cache is then rebuilt on that
         window (the last block_size - 1 tokens and the new one) at every step, which costs a full forward.
         """
-        if input_ids.dim() != 2 or input_ids.shape[1] == 0:
-            raise RadfordError(f"input_ids must be (batch, time) with at least one token, got shape "
-                               f"{tuple(input_ids.shape)}")
-        if max_new_tokens < 0:
-            raise RadfordError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-        if temperature < 0:
-            raise RadfordError(f"temperature must be >= 0 (0 is greedy), got {temperature}")
-        if top_k is not None and top_k < 1:
-            raise RadfordError(f"top_k must be >= 1 or None, got {top_k}")
-        if top_p is not None and not 0.0 < top_p <= 1.0:
-            raise RadfordError(f"top_p must be in (0, 1] or None, got {top_p}")
+        check_sampling(input_ids, max_new_tokens, temperature, top_k, top_p)
         pick = partial(sample, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
         # A function that returns the generator, so that the checks above run at the call, not at the first step.
         return self._generate(input_ids, max_new_tokens, pick, use_cache)

@@ -29,7 +29,7 @@ from torchmetrics import MeanMetric
 
 from radford.data.bytes import VOCAB_SIZE, preprocess
 from radford.errors import RadfordError
-from radford.models.gpt import GPT, sample
+from radford.models.gpt import GPT, check_sampling, sample
 
 State = tuple[Tensor, Tensor]  # (cell, hidden), each (batch, hidden_size)
 
@@ -242,17 +242,7 @@ class MLSTM(L.LightningModule):
         """Continue byte prompts (batch, time), yielding the next bytes (batch,) one step at a time; sampling as
         GPT's (see ``radford.models.gpt.sample``). ``fix_units`` holds cell units at values while the prompt is
         read and every byte is sampled: the paper's sentiment-controlled reviews (section 4, table 3)."""
-        if input_ids.dim() != 2 or input_ids.shape[1] == 0:
-            raise RadfordError(f"input_ids must be (batch, time) with at least one byte, got shape "
-                               f"{tuple(input_ids.shape)}")
-        if max_new_tokens < 0:
-            raise RadfordError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-        if temperature < 0:
-            raise RadfordError(f"temperature must be >= 0 (0 is greedy), got {temperature}")
-        if top_k is not None and top_k < 1:
-            raise RadfordError(f"top_k must be >= 1 or None, got {top_k}")
-        if top_p is not None and not 0.0 < top_p <= 1.0:
-            raise RadfordError(f"top_p must be in (0, 1] or None, got {top_p}")
+        check_sampling(input_ids, max_new_tokens, temperature, top_k, top_p, unit="byte")
         fixed = dict(fix_units or {})
         bad = [unit for unit in fixed if not 0 <= unit < self.hparams.hidden_size]
         if bad:
