@@ -116,6 +116,7 @@ def _lightning_cli_class() -> type:
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
 
+    import radford.callbacks  # noqa: F401  (imported, its callbacks take short names: --trainer.callbacks+=WritePredictions)
     from radford.checkpoints import RecordForLoad
     from radford.faults import (
         AtomicCheckpointIO,
