@@ -1,0 +1,1 @@
+"""iGPT's recipes, registered in the radford.recipes entry-point group."""

@@ -1,0 +1,59 @@
+"""radford new-plugin: the package it writes installs with pip, passes its own tests at once, and trains
+through the radford command; bad names and existing folders are refused in one line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from radford.cli import main
+from tests.helpers import error_line, radford_cli
+
+
+@pytest.mark.slow
+def test_scaffold_installs_passes_its_tests_and_trains(tmp_path, capsys):
+    main(["new-plugin", "scaffolded", "--dir", str(tmp_path)])
+    assert "radford fit --recipe scaffolded" in capsys.readouterr().out
+    package = tmp_path / "radford-scaffolded"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["radford-scaffolded"]  # no staging folder left behind
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(site), str(package)], check=True, capture_output=True, text=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=package,
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert tests.returncode == 0 and "2 passed" in tests.stdout, tests.stdout[-3000:]
+
+    listing = radford_cli("plugins", pythonpath=site)
+    assert any(line.split()[:2] == ["scaffolded", "radford-scaffolded"] for line in listing.stdout.splitlines())
+    fit = radford_cli("fit", "--recipe", "scaffolded", "--trainer.max_steps", "3", pythonpath=site, cwd=tmp_path)
+    assert fit.returncode == 0, fit.stderr[-2000:]
+    assert (tmp_path / "runs" / "scaffolded" / "version_0" / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("My_Model", "invalid plugin name 'My_Model': use lowercase letters and digits"),
+        ("2fast", "invalid plugin name '2fast'"),
+        ("double--hyphen", "invalid plugin name 'double--hyphen'"),
+        ("radford-thing", "without the 'radford-' prefix"),
+        ("gpt2", "plugin name 'gpt2' is taken: radford registers a model"),
+        ("gpt2-tiny", "plugin name 'gpt2-tiny' is taken: radford has a recipe"),
+    ],
+)
+def test_bad_names_are_one_line_naming_the_rule(name, expected, capsys, tmp_path):
+    assert expected in error_line(capsys, "new-plugin", name, "--dir", str(tmp_path))
+    assert not any(tmp_path.iterdir())
+
+
+def test_never_overwrites(capsys, tmp_path):
+    existing = tmp_path / "radford-mine"
+    existing.mkdir()
+    (existing / "work.py").write_text("keep me")
+    assert "already exists" in error_line(capsys, "new-plugin", "mine", "--dir", str(tmp_path))
+    assert [p.name for p in existing.iterdir()] == ["work.py"] and (existing / "work.py").read_text() == "keep me"
