@@ -29,7 +29,7 @@ def quiet_lightning():
         (["fit", "--recipe"], ["--recipe needs a value"]),
         (["fit", "--recipe", "gpt2-tiny", "--model", "gpt3"], ["'gpt3'", "registered models:", "gpt1", "gpt2"]),
         (["fit", "--recipe", "gpt2-tiny", "--data.init_args.tokenizer", "wordpiece"],
-         ["'wordpiece'", "bpe, char, gpt2"]),
+         ["'wordpiece'", "registered tokenizers: bpe, char, clip, gpt2"]),
         (["fit", "--recipe", "gpt2-tiny", "--model.init_args.n_layr", "3"],
          ["'model.init_args.n_layr'", "did you mean 'n_layer'?", "n_head"]),
         (["fit", "--recipe", "gpt2-tiny", "--data.init_args.tokenizer.init_args.vocab_sise", "3"],
