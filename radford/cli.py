@@ -180,8 +180,7 @@ def run_lightning(args: Sequence[str]) -> None:
     """``fit``, ``validate``, ``test`` or ``predict`` through LightningCLI."""
     from lightning import LightningDataModule, LightningModule
     from lightning.fabric.utilities.exceptions import MisconfigurationException
-
-    from radford.faults import Stopped
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     expanded, run_name = expand_recipes(args)
     _hide_adverts()
@@ -199,9 +198,10 @@ def run_lightning(args: Sequence[str]) -> None:
             save_config_kwargs={"overwrite": True},
             args=expanded,
         )
-    except Stopped as stop:
-        print(f"radford: stopped by {stop.reason} at step {stop.step}; resume with the same command and "
-              f"--ckpt_path {stop.checkpoint}", file=sys.stderr)
+    except SIGTERMException as stop:  # radford's Stopped, or Lightning's own, which StopOnSignal annotates
+        if hasattr(stop, "checkpoint"):
+            print(f"radford: stopped by {stop.reason} at step {stop.step}; resume with the same command and "
+                  f"--ckpt_path {stop.checkpoint}", file=sys.stderr)
         raise
     except argparse.ArgumentError as error:
         raise RadfordError(one_line(str(error))) from error

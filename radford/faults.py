@@ -27,6 +27,8 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor
 
 from radford.checkpoints import torch_load
@@ -36,7 +38,7 @@ from radford.io import write_atomically
 SIGNAL_EXIT_STATUS = {"SIGTERM": 128 + signal.SIGTERM, "SIGINT": 128 + signal.SIGINT}  # the shell's convention
 
 
-class Stopped(SystemExit):
+class Stopped(SIGTERMException):
     """A run stopped on a signal after saving ``checkpoint``; the CLI prints how to resume."""
 
     def __init__(self, reason: str, step: int, checkpoint: str) -> None:
@@ -83,6 +85,12 @@ class StopOnSignal(L.Callback):
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self._restore()
+        if type(exception) is SIGTERMException and trainer.state.fn == TrainerFn.FITTING:
+            # Lightning acted on SIGTERM itself (during validation, or at an epoch's end): save there too, and make
+            # its exit say so, with the shell's status for SIGTERM rather than 0.
+            path = self._save(trainer)
+            exception.code = SIGNAL_EXIT_STATUS["SIGTERM"]
+            exception.reason, exception.step, exception.checkpoint = "SIGTERM", trainer.global_step, path
 
     def _restore(self) -> None:
         if self._previous_handler is not None:
@@ -105,9 +113,13 @@ class StopOnSignal(L.Callback):
             reason = (None, "SIGTERM", "SIGINT")[code]
         if reason is None:
             return
+        raise Stopped(reason, trainer.global_step, self._save(trainer))
+
+    @staticmethod
+    def _save(trainer: L.Trainer) -> str:
         path = _checkpoint_path(trainer)
-        trainer.save_checkpoint(path)
-        raise Stopped(reason, trainer.global_step, str(path.resolve()))
+        trainer.save_checkpoint(path, weights_only=False)  # with optimizer and loop state: resumable
+        return str(path.resolve())
 
 
 class StopOnNonFiniteLoss(L.Callback):
