@@ -12,7 +12,8 @@ the same for all three; the recipe's 6.25e-5 is the paper's for 117M parameters)
 
 and each is scored by ``radford test`` on a fixed seeded 20 % of the fresh/rotten snippets. Every command is a
 subprocess, as a user would type it; the script prints them and a table. Data: ``$RADFORD_TEST_DATA`` (default
-``../shared`` beside the repository). About 20 minutes on 2 idle CPU cores.
+``../shared`` beside the repository). About 25 minutes on 2 idle CPU cores. For each label budget it also runs
+``radford predict`` for (a) and (c) and prints an exact McNemar test of their disagreements on the test split.
 
     python benchmarks/rotten_tomatoes_ablation.py                        # work files in a temporary folder
     python benchmarks/rotten_tomatoes_ablation.py --work /tmp/rt --pretrain_steps 200 --epochs 1   # a quick look
@@ -24,6 +25,7 @@ import argparse
 import bz2
 import csv
 import json
+import math
 import os
 import random
 import shlex
@@ -84,10 +86,19 @@ def test_metrics(run: Path) -> dict[str, float]:
         return {k: float(v) for row in csv.DictReader(file) for k, v in row.items() if k.startswith("test_") and v}
 
 
+def mcnemar(first: list[bool], second: list[bool]) -> tuple[int, int, float]:
+    """The disagreements of two classifiers on the same examples, and the exact two-sided McNemar p-value."""
+    only_first = sum(a and not b for a, b in zip(first, second, strict=True))
+    only_second = sum(b and not a for a, b in zip(first, second, strict=True))
+    n = only_first + only_second
+    tail = sum(math.comb(n, i) for i in range(min(only_first, only_second) + 1)) / 2**n if n else 0.5
+    return only_first, only_second, min(1.0, 2 * tail)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, help="folder for data, runs and token caches (default: a temporary one)")
-    parser.add_argument("--pretrain_steps", type=int, default=1000, help="gpt2-tiny steps of 16 x 128 tokens")
+    parser.add_argument("--pretrain_steps", type=int, default=4000, help="gpt2-tiny steps of 16 x 128 tokens")
     parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (the paper's 3)")
     parser.add_argument("--learning_rate", type=float, default=5e-4,
                         help="fine-tuning rate for all variants: the paper's 6.25e-5 is for a 117M model")
@@ -129,6 +140,7 @@ def main() -> None:
               "--data.init_args.labels", f"[{','.join(LABELS)}]", "--data.init_args.max_length",
               str(architecture["block_size"]), "--model.init_args.learning_rate", str(options.learning_rate)]
     results = []
+    correct: dict[tuple[int, str], list[bool]] = {}
     for size in options.train_examples or [len(train_records)]:
         train = write_jsonl(work / f"train-{size}.jsonl", train_records[:size])
         for name, (use_pretrained, lm_coef) in VARIANTS.items():
@@ -144,6 +156,13 @@ def main() -> None:
             radford(["test", *args, "--ckpt_path", str(checkpoint)], cwd=folder)
             metrics = test_metrics(sorted(runs.glob("version_*"))[-1])
             results.append((size, name, use_pretrained, lm_coef, seconds, metrics))
+            predictions = folder / "test-predictions.jsonl"
+            radford(["predict", *args, "--ckpt_path", str(checkpoint), "--data.init_args.predict", str(test),
+                     "--trainer.callbacks+=WritePredictions", "--trainer.callbacks.init_args.path", str(predictions)],
+                    cwd=folder)
+            correct[size, name] = [json.loads(line)["prediction"] == record["label"]
+                                   for line, record in zip(predictions.read_text().splitlines(), test_records,
+                                                           strict=True)]
 
     print(f"\nRotten Tomatoes fresh/rotten: {len(train_records)} train, {len(test_records)} test snippets; majority "
           f"class {majority:.1%} of test. Pre-training: {pretrain_note}. Fine-tuning: {options.epochs} epochs, "
@@ -153,6 +172,10 @@ def main() -> None:
     for size, name, use_pretrained, lm_coef, seconds, metrics in results:
         print(f"| {size} | ({name}) | {'yes' if use_pretrained else 'no'} | {lm_coef} | {metrics['test_acc']:.4f} | "
               f"{metrics['test_f1']:.4f} | {metrics['test_mcc']:.4f} | {seconds / 60:.1f} min |")
+    for size in options.train_examples or [len(train_records)]:
+        only_a, only_c, p = mcnemar(correct[size, "a"], correct[size, "c"])
+        print(f"\n{size} labelled: (a) right where (c) is wrong on {only_a} snippets, the reverse on {only_c}; "
+              f"exact McNemar two-sided p = {p:.4f}")
     print(f"\nwork folder: {work}")
 
 
