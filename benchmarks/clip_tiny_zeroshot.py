@@ -19,16 +19,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shlex
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
+from run_radford import run_radford
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = "clip-tiny"
@@ -36,21 +33,11 @@ TEMPLATES = ("a photo of a {}.", "a {}.", "an image of a {}.", "a picture of a {
 FIGURE = REPO / "docs" / "images" / "clip-tiny-zeroshot.png"
 
 
-def radford(args: list[str], cwd: Path) -> tuple[str, float]:
-    """Run ``radford ARGS`` in ``cwd``; return its output and wall time. Prints the command as a user would type it."""
-    print(f"$ (cd {cwd} && radford {shlex.join(args)})", flush=True)
-    start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "radford.cli", *args], cwd=cwd, capture_output=True, text=True)
-    if result.returncode:
-        sys.exit(f"radford {args[0]} failed:\n{result.stderr[-3000:]}")
-    return result.stdout, time.perf_counter() - start
-
-
 def zeroshot(checkpoint: Path, images: Path, cwd: Path) -> tuple[float, list[tuple[str, str]]]:
     from radford.data.shapes import class_names
 
-    output, _ = radford(["zeroshot", "--checkpoint", str(checkpoint), "--images", str(images),
-                         "--classes", *class_names(), "--templates", *TEMPLATES], cwd)
+    output = run_radford(["zeroshot", "--checkpoint", str(checkpoint), "--images", str(images),
+                          "--classes", *class_names(), "--templates", *TEMPLATES], cwd).stdout
     accuracy = float(re.search(r"^accuracy ([0-9.]+)", output, re.MULTILINE).group(1))
     predictions = [tuple(line.split("\t")[:2]) for line in output.splitlines() if "\t" in line]
     return accuracy, predictions
@@ -121,7 +108,7 @@ def main() -> None:
     checkpoint = options.checkpoint
     if checkpoint is None:
         steps = ["--trainer.max_steps", str(options.max_steps)] if options.max_steps else []
-        _, train_time = radford(["fit", "--recipe", RECIPE, *steps], work)
+        train_time = run_radford(["fit", "--recipe", RECIPE, *steps], work).seconds
         checkpoint = sorted((work / "runs" / RECIPE).glob("version_*/checkpoints/last.ckpt"))[-1]
     checkpoint = checkpoint.resolve()
     hparams = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["hyper_parameters"]

@@ -22,15 +22,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from run_radford import run_radford
 
 import radford
 from radford import recipes
@@ -46,16 +43,6 @@ RECIPE = "dcgan-mnist"
 CLASSES = 10
 VAL_PER_CLASS = 50  # labelled digits per class that choose the probe's C
 CLASSIFIER_TRAIN = 4000  # digits the Frechet distance's classifier learns from; the rest measure its accuracy
-
-
-def radford_cli(args: list[str], cwd: Path) -> float:
-    """Run ``radford ARGS`` in ``cwd``, print the command as a user would type it, return its wall time."""
-    print(f"$ (cd {cwd} && radford {shlex.join(args)})", flush=True)
-    start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "radford.cli", *args], cwd=cwd, capture_output=True, text=True)
-    if result.returncode:
-        sys.exit(f"radford {args[0]} failed:\n{result.stderr[-3000:]}")
-    return time.perf_counter() - start
 
 
 def probe_splits(labels: np.ndarray, per_class: int, max_per_class: int) -> tuple[np.ndarray, ...]:
@@ -91,13 +78,13 @@ def main() -> None:
 
     fit = ["fit", "--recipe", RECIPE, "--data.init_args.source", str(options.mnist.resolve())]
     fit += [] if options.epochs is None else ["--trainer.max_epochs", str(options.epochs)]
-    fit_seconds = radford_cli(fit, work)
+    fit_seconds = run_radford(fit, work).seconds
     run = max((work / "runs" / RECIPE).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
     checkpoint = run / "checkpoints" / "last.ckpt"
     grid = options.grid.resolve() if options.grid else run / "grid.png"
     walk = options.walk.resolve() if options.walk else run / "walk.png"
-    radford_cli(["sample", "--checkpoint", str(checkpoint), "--out", str(grid), "--seed", str(options.seed)], work)
-    radford_cli(["sample", "--checkpoint", str(checkpoint), "--out", str(walk), "--interpolate", "--seed",
+    run_radford(["sample", "--checkpoint", str(checkpoint), "--out", str(grid), "--seed", str(options.seed)], work)
+    run_radford(["sample", "--checkpoint", str(checkpoint), "--out", str(walk), "--interpolate", "--seed",
                  str(options.seed)], work)
 
     trained = radford.load(checkpoint)

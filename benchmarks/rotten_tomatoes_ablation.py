@@ -28,12 +28,11 @@ import json
 import math
 import os
 import random
-import shlex
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from run_radford import run_radford
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("RADFORD_TEST_DATA", REPO.parent / "shared"))
@@ -47,16 +46,6 @@ VARIANTS = {  # name: (pretrained, lm_coef)
     "b": (True, 0.0),
     "c": (False, 0.5),
 }
-
-
-def radford(args: list[str], cwd: Path) -> float:
-    """Run ``radford ARGS`` in ``cwd`` and return its wall time; print the command as a user would type it."""
-    print(f"$ (cd {cwd} && radford {shlex.join(args)})", flush=True)
-    start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "radford.cli", *args], cwd=cwd, capture_output=True, text=True)
-    if result.returncode:
-        sys.exit(f"radford {args[0]} failed:\n{result.stderr[-3000:]}")
-    return time.perf_counter() - start
 
 
 def write_jsonl(path: Path, records: list[dict[str, str]]) -> Path:
@@ -122,9 +111,9 @@ def main() -> None:
     if options.pretrained:
         pretrained, pretrain_note = options.pretrained.resolve(), f"reused {options.pretrained}"
     else:
-        seconds = radford(["fit", "--recipe", PRETRAIN_RECIPE, "--seed_everything", str(options.seed),
-                           "--data.init_args.sources", f"[{reviews},{SHAKESPEARE}]",
-                           "--trainer.max_steps", str(options.pretrain_steps)], cwd=work / "pretrain")
+        seconds = run_radford(["fit", "--recipe", PRETRAIN_RECIPE, "--seed_everything", str(options.seed),
+                               "--data.init_args.sources", f"[{reviews},{SHAKESPEARE}]",
+                               "--trainer.max_steps", str(options.pretrain_steps)], cwd=work / "pretrain").seconds
         pretrained = sorted((work / "pretrain" / "runs" / PRETRAIN_RECIPE).glob("version_*"))[-1] / "checkpoints"
         pretrained /= "last.ckpt"
         pretrain_note = f"{options.pretrain_steps} steps, {seconds / 60:.1f} min"
@@ -150,16 +139,16 @@ def main() -> None:
                      "--model.init_args.lm_coef", str(lm_coef), *([] if use_pretrained else
                                                                    [*scratch, "--model.init_args.post_norm=false"])]
             args = ["--recipe", FINETUNE_RECIPE, *common, "--data.init_args.train", str(train), *model]
-            seconds = radford(["fit", *args, "--trainer.max_epochs", str(options.epochs)], cwd=folder)
+            seconds = run_radford(["fit", *args, "--trainer.max_epochs", str(options.epochs)], cwd=folder).seconds
             runs = folder / "runs" / FINETUNE_RECIPE
             checkpoint = sorted(runs.glob("version_*"))[-1] / "checkpoints" / "last.ckpt"
-            radford(["test", *args, "--ckpt_path", str(checkpoint)], cwd=folder)
+            run_radford(["test", *args, "--ckpt_path", str(checkpoint)], cwd=folder)
             metrics = test_metrics(sorted(runs.glob("version_*"))[-1])
             results.append((size, name, use_pretrained, lm_coef, seconds, metrics))
             predictions = folder / "test-predictions.jsonl"
-            radford(["predict", *args, "--ckpt_path", str(checkpoint), "--data.init_args.predict", str(test),
-                     "--trainer.callbacks+=WritePredictions", "--trainer.callbacks.init_args.path", str(predictions)],
-                    cwd=folder)
+            run_radford(["predict", *args, "--ckpt_path", str(checkpoint), "--data.init_args.predict", str(test),
+                         "--trainer.callbacks+=WritePredictions", "--trainer.callbacks.init_args.path",
+                         str(predictions)], cwd=folder)
             correct[size, name] = [json.loads(line)["prediction"] == record["label"]
                                    for line, record in zip(predictions.read_text().splitlines(), test_records,
                                                            strict=True)]

@@ -22,15 +22,13 @@ import bz2
 import csv
 import json
 import os
-import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from run_radford import run_radford
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
@@ -43,18 +41,6 @@ REVIEWS = SHARED / "datasets" / "rotten_tomatoes_corpus_full.csv.bz2"
 RECIPE = "mlstm-tiny"
 LABELS = ("fresh", "rotten")
 TEST_FRACTION, VAL_FRACTION = 0.2, 0.1  # radford probe's defaults
-
-
-def radford(args: list[str], cwd: Path) -> tuple[float, str]:
-    """Run ``radford ARGS`` in ``cwd``; return its wall time and stdout. Prints the command as a user would type it."""
-    print(f"$ (cd {cwd} && radford {shlex.join(args)})", flush=True)
-    cwd.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "radford.cli", *args], cwd=cwd, capture_output=True, text=True)
-    if result.returncode:
-        sys.exit(f"radford {args[0]} failed:\n{result.stderr[-3000:]}")
-    print(result.stdout, end="", flush=True)
-    return time.perf_counter() - start, result.stdout
 
 
 def write_data(work: Path, seed: int) -> tuple[Path, Path, list[dict[str, str]]]:
@@ -106,17 +92,19 @@ def main() -> None:
     steps = [] if options.steps is None else ["--trainer.max_steps", str(options.steps)]
     data = ["--data.init_args.sources", f"[{pretrain_file}]"]
 
-    fit_time, _ = radford(["fit", "--recipe", RECIPE, *data, *steps], cwd=work / "pretrain")
+    fit_time = run_radford(["fit", "--recipe", RECIPE, *data, *steps], cwd=work / "pretrain").seconds
     run = sorted((work / "pretrain" / "runs" / RECIPE).glob("version_*"))[-1]
     # The random baseline: the recipe's initialisation, saved after one step that changes nothing.
-    radford(["fit", "--recipe", RECIPE, *data, "--trainer.max_steps", "1", "--model.init_args.learning_rate", "0"],
-            cwd=work / "random")
+    run_radford(["fit", "--recipe", RECIPE, *data, "--trainer.max_steps", "1", "--model.init_args.learning_rate",
+                 "0"], cwd=work / "random")
     random_run = sorted((work / "random" / "runs" / RECIPE).glob("version_*"))[-1]
 
     results = {}
     for name, checkpoint in (("trained", run), ("random", random_run)):
-        radford(["probe", "--checkpoint", str(checkpoint / "checkpoints" / "last.ckpt"), "--data", str(labelled_file),
-                 "--seed", str(options.seed), "--output_dir", str(work / f"probe-{name}")], cwd=work)
+        report = run_radford(["probe", "--checkpoint", str(checkpoint / "checkpoints" / "last.ckpt"), "--data",
+                              str(labelled_file), "--seed", str(options.seed), "--output_dir",
+                              str(work / f"probe-{name}")], cwd=work)
+        print(report.stdout, end="", flush=True)
         results[name] = json.loads((work / f"probe-{name}" / "probe.json").read_text())
     tfidf_accuracy, vocabulary = tfidf_baseline(labelled, options.seed)
     if options.figure:
