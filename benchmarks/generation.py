@@ -23,7 +23,8 @@ from collections.abc import Callable
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from radford.models.gpt import GPT, state_dict_to_hf
+from radford.models.gpt import GPT
+from radford.models.gpt_adapter import state_dict_to_hf
 
 
 def build(args: argparse.Namespace) -> tuple[GPT, GPT2LMHeadModel]:

@@ -36,7 +36,8 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from radford import recipes
 from radford.cli import main as radford_main
-from radford.models.gpt import GPT, adamw
+from radford.models.common import adamw
+from radford.models.gpt import GPT
 
 WARMUP = 10  # steps left out of every timing: allocator, kernels, caches
 

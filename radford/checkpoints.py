@@ -1,93 +1,99 @@
-"""Checkpoints: radford's own ``.ckpt`` files and Hugging Face folders of GPT-1 and GPT-2 (loaded and converted)
-and of CLIP (loaded).
+"""Checkpoints, whatever their format: radford's own ``.ckpt`` files, and model folders in the formats that model
+families register (entry-point group ``radford.formats``: Hugging Face GPT-2, OpenAI GPT and CLIP folders, ...).
 
-A ``.ckpt`` that ``radford fit`` writes is Lightning's, plus a small record (``RecordForLoad``) of the model's
-class and the tokenizer, so that ``radford.load(path)`` needs nothing else. A Hugging Face folder is
-``config.json`` with ``model.safetensors`` (or ``pytorch_model.bin``) of a ``GPT2LMHeadModel`` or an
-``OpenAIGPTLMHeadModel`` or a ``CLIPModel``, and optionally its tokenizer files; OpenAI's released weights come
-this way.
-Nothing here runs pickled code: ``.ckpt`` and ``.bin`` files are read with ``weights_only=True``.
+A ``.ckpt`` that ``radford fit`` writes is Lightning's, plus a small record (``RecordForLoad``) of the model's class,
+so that ``radford.load(path)`` needs nothing else; the tokenizer is the data module's state, which Lightning stores in
+the same file. The class is resolved through the registry, never imported from the name a file gives: a checkpoint
+runs no code of its choosing. Nothing here runs pickled code either: files are read with ``weights_only=True``.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import lightning as L
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from radford import registry
 from radford.errors import RadfordError
 from radford.io import write_atomically
-from radford.models.gpt import ARCHITECTURE, GPT, GPT1, state_dict_from_hf, state_dict_to_hf
-from radford.tokenizers import BPE_PAIRS, CHECKPOINT_SUFFIX, TOKENIZER_JSON, Tokenizer, from_files, from_json
+from radford.tokenizers.base import Tokenizer
+from radford.tokenizers.files import from_json
 
 RECORD = "radford"  # the key of RecordForLoad's entry in a checkpoint
-HF_CONFIG = "config.json"
-HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin")  # in the order they are looked for
-HF_CLIP = "clip"  # transformers' CLIPModel, which radford.load reads as radford.models.clip.CLIP
-TOKENIZER_FILES = (TOKENIZER_JSON, *(name for pair in BPE_PAIRS for name in pair))
+TOKENIZER_STATE = "tokenizer"  # the key of the tokenizer's JSON in a data module's state
+CHECKPOINT_SUFFIX = ".ckpt"
 
 
-@dataclass(frozen=True)
-class HFFamily:
-    """A Hugging Face model type radford reads and writes."""
+@dataclass
+class Weights:
+    """What a checkpoint holds: the model's class and constructor arguments, its weights, and its tokenizer."""
 
-    architectures: tuple[str, ...]  # what config.json may name; conversion writes the first
-    post_norm: bool
-    # config.json settings radford's architecture fixes, with the values that mean it; conversion writes the
-    # first. A checkpoint with another value would load without error and compute something else.
-    fixed: dict[str, tuple[Any, ...]]
+    model_class: type[L.LightningModule]
+    hparams: dict[str, Any]
+    state_dict: dict[str, Tensor]
+    tokenizer: Tokenizer | None
 
-
-HF_FAMILIES = {
-    "gpt2": HFFamily(
-        ("GPT2LMHeadModel", "GPT2Model"), post_norm=False,
-        fixed={"activation_function": ("gelu_new", "gelu_pytorch_tanh"), "layer_norm_epsilon": (1e-5,),
-               "n_inner": (None,), "scale_attn_weights": (True,), "scale_attn_by_inverse_layer_idx": (False,)},
-    ),
-    # HF's OpenAI GPT calls GELU's tanh approximation "gelu" (GPT2's "gelu_new").
-    "openai-gpt": HFFamily(
-        ("OpenAIGPTLMHeadModel", "OpenAIGPTModel"), post_norm=True,
-        fixed={"afn": ("gelu",), "layer_norm_epsilon": (1e-5,)},
-    ),
-}
+    def build(self, source: str | os.PathLike) -> L.LightningModule:
+        """The model with these weights, its ``tokenizer`` attribute set; a mismatch is one line naming ``source``."""
+        model = self.model_class(**self.hparams)
+        try:
+            model.load_state_dict(self.state_dict)
+        except RuntimeError as error:
+            detail = " ".join(str(error).split())
+            raise RadfordError(f"the weights in {source} do not fit {self.model_class.__name__}: {detail[:300]}") \
+                from error
+        model.tokenizer = self.tokenizer
+        return model
 
 
-def _existing(path: str | os.PathLike) -> Path:
+class Format(Protocol):
+    """A model folder layout that a model family reads, registered in the ``radford.formats`` entry-point group.
+    ``exports`` and ``export`` are for the formats radford also writes (``radford convert``)."""
+
+    description: str
+
+    def detect(self, folder: Path) -> bool: ...
+
+    def read(self, folder: Path) -> Weights: ...
+
+    def exports(self, model_class: type[L.LightningModule]) -> bool: ...
+
+    def export(self, weights: Weights, folder: Path) -> None: ...
+
+
+def existing(path: str | os.PathLike) -> Path:
     path = Path(path).expanduser()
     if not path.exists():
-        raise RadfordError(f"checkpoint {path} not found: give a radford .ckpt file or a Hugging Face model folder")
+        raise RadfordError(f"checkpoint {path} not found: give a radford .ckpt file or a model folder")
     return path
 
 
-# -- radford .ckpt ------------------------------------------------------------------------------------------
+# -- radford .ckpt ----------------------------------------------------------------------------------------------
 
 
 class RecordForLoad(L.Callback):
-    """Stores in every checkpoint what ``radford.load`` needs beyond Lightning's own contents: the model's
-    class (Lightning records only its arguments) and the tokenizer of the data module, if it has one."""
+    """Stores in every checkpoint the registered model class (Lightning records only its arguments) and where the
+    data module's state, which holds the tokenizer, is: what ``radford.load`` needs beyond Lightning's contents."""
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         cls = type(pl_module)
-        tokenizer = getattr(trainer.datamodule, "tokenizer", None)
-        checkpoint[RECORD] = {
-            "class_path": f"{cls.__module__}.{cls.__qualname__}",
-            "tokenizer": tokenizer.to_json() if isinstance(tokenizer, Tokenizer) else None,
-        }
+        datamodule = trainer.datamodule
+        # Lightning stores a data module's state_dict under its class's qualified name.
+        state = type(datamodule).__qualname__ if isinstance(getattr(datamodule, "tokenizer", None), Tokenizer) \
+            else None
+        checkpoint[RECORD] = {"class_path": f"{cls.__module__}.{cls.__qualname__}", "tokenizer_state": state}
 
 
 def torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     """``torch.load`` that never runs pickled code, with one clear line for a missing, truncated or foreign file."""
-    path = _existing(path)
+    path = existing(path)
     if path.is_dir():
         raise RadfordError(f"{path} is a folder, not a .ckpt file")
     try:
@@ -111,230 +117,118 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return checkpoint
 
 
+def model_class(path: str | os.PathLike, class_path: Any) -> type[L.LightningModule]:
+    """The registered model class a checkpoint names, found without importing anything the file names: only the class
+    of a registered model (``radford plugins``) is ever imported."""
+    registered = []
+    for plugin in registry.plugins("models"):
+        if plugin.class_path == class_path:
+            return plugin.load()
+        registered.append(plugin.class_path)
+    raise RadfordError(f"{path} names the model class {class_path!r}, which no registered plugin provides; "
+                       f"registered models: {', '.join(registered)}")
+
+
 def _recorded_tokenizer(checkpoint: dict[str, Any]) -> Tokenizer | None:
-    text = checkpoint[RECORD].get("tokenizer")
-    return None if text is None else from_json(text)
+    key = checkpoint[RECORD].get("tokenizer_state")
+    state = checkpoint.get(key) if key is not None else None
+    if not isinstance(state, dict) or not isinstance(state.get(TOKENIZER_STATE), str):
+        return None
+    return from_json(state[TOKENIZER_STATE])
 
 
-def _checkpoint_architecture(path: Path, checkpoint: dict[str, Any]) -> dict[str, Any]:
-    cls = _import_class(path, checkpoint[RECORD].get("class_path", ""))
-    # A model that holds a GPT (a fine-tuned classifier) has its own names and shapes: radford.load reads it.
-    if not issubclass(cls, GPT):
-        raise RadfordError(f"{path} holds a {cls.__name__}, not a GPT's weights; load it whole with radford.load")
-    hparams = checkpoint.get("hyper_parameters", {})
-    absent = [name for name in ARCHITECTURE if name not in hparams]
-    absent += [] if "state_dict" in checkpoint else ["state_dict"]
-    if absent:
-        raise RadfordError(f"{path} holds no GPT weights: its checkpoint lacks {', '.join(absent)}")
-    return {name: hparams[name] for name in ARCHITECTURE}
+def _read_ckpt(path: Path) -> Weights:
+    checkpoint = read_checkpoint(path)
+    cls = model_class(path, checkpoint[RECORD].get("class_path"))
+    # LightningCLI adds _class_path and _instantiator for its own loading; they are not arguments.
+    hparams = {k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if not k.startswith("_")}
+    return Weights(cls, hparams, checkpoint.get("state_dict", {}), _recorded_tokenizer(checkpoint))
 
 
-def _import_class(path: Path, class_path: str) -> type[L.LightningModule]:
-    module_name, _, name = class_path.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError, ValueError) as error:
-        raise RadfordError(f"{path} was written by {class_path}, which cannot be imported here: {error}") from error
-    if not (isinstance(cls, type) and issubclass(cls, L.LightningModule)):
-        raise RadfordError(f"{path} names {class_path} as its model, which is not a LightningModule")
-    return cls
-
-
-# -- Hugging Face folders -----------------------------------------------------------------------------------
-
-
-def _read_hf_config(folder: Path) -> tuple[str, dict[str, Any]]:
-    """The model type and config.json of a Hugging Face folder, checked to be one radford computes exactly."""
-    file = folder / HF_CONFIG
-    if not file.is_file():
-        raise RadfordError(f"{folder} is not a Hugging Face model folder: it has no {HF_CONFIG}")
-    try:
-        config = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise RadfordError(f"cannot read {file}: {error}") from error
-    model_type = config.get("model_type") if isinstance(config, dict) else None
-    if model_type == HF_CLIP:  # radford.models.clip checks its config beside its conversion table
-        return model_type, config
-    if model_type not in HF_FAMILIES:
-        raise RadfordError(f"{file} has model_type {model_type!r}, which radford does not load; "
-                           f"supported: {', '.join(HF_FAMILIES)}, {HF_CLIP}")
-    family = HF_FAMILIES[model_type]
-    for architecture in config.get("architectures") or ():
-        if architecture not in family.architectures:
-            raise RadfordError(f"{file} names architecture {architecture!r}, which radford does not load; "
-                               f"supported for {model_type}: {', '.join(family.architectures)}")
-    for key, values in family.fixed.items():
-        if config.get(key, values[0]) not in values:
-            raise RadfordError(f"{file} sets {key} to {config[key]!r}; radford's {model_type} computes "
-                               f"{' or '.join(map(repr, values))}")
-    return model_type, config
-
-
-def _read_hf_weights(folder: Path) -> dict[str, Tensor]:
-    for name in HF_WEIGHTS:
-        file = folder / name
-        if file.is_file():
-            try:
-                if file.suffix == ".safetensors":
-                    return load_file(file)
-                return torch.load(file, map_location="cpu", weights_only=True, mmap=True)
-            except (SafetensorError, RuntimeError, OSError, EOFError) as error:
-                raise RadfordError(f"cannot read weights {file}: truncated or corrupt ({error})") from error
-    raise RadfordError(f"no weights in {folder}: looked for {' or '.join(HF_WEIGHTS)}")
-
-
-def _hf_config(arch: dict[str, Any], tokenizer: Tokenizer | None) -> dict[str, Any]:
-    """config.json for transformers' GPT2LMHeadModel or OpenAIGPTLMHeadModel with radford's architecture."""
-    if not arch["bias"]:
-        raise RadfordError("a model with bias=False has no Hugging Face equivalent: GPT-2 and GPT-1 have biases")
-    model_type = "openai-gpt" if arch["post_norm"] else "gpt2"
-    family = HF_FAMILIES[model_type]
-    # GPT2Config's default end-of-text id is GPT-2's 50256, which another vocabulary may not have.
-    eot = tokenizer.eot_id if tokenizer is not None else None
-    return {
-        "model_type": model_type, "architectures": [family.architectures[0]],
-        "vocab_size": arch["vocab_size"], "n_positions": arch["block_size"], "n_embd": arch["n_embd"],
-        "n_layer": arch["n_layer"], "n_head": arch["n_head"], "tie_word_embeddings": True,
-        "bos_token_id": eot, "eos_token_id": eot,
-        **{key: values[0] for key, values in family.fixed.items()},
-    }
-
-
-def saved_tokenizer(path: str | os.PathLike) -> Tokenizer | None:
-    """The tokenizer a radford .ckpt records or a Hugging Face folder holds; None when there is none."""
-    path = _existing(path)
+def write_checkpoint(weights: Weights, path: Path) -> None:
+    """A .ckpt that ``radford.load`` and the model class's ``load_from_checkpoint`` read, written atomically."""
     if path.is_dir():
-        return from_files(path) if any((path / name).is_file() for name in TOKENIZER_FILES) else None
-    return _recorded_tokenizer(read_checkpoint(path))
-
-
-# -- loading ------------------------------------------------------------------------------------------------
-
-
-def _check_fits(path: Path, arch: dict[str, Any], state_dict: dict[str, Tensor]) -> None:
-    """Weights that do not fit the architecture recorded beside them: say which, rather than torch's list."""
-    with torch.device("meta"):  # shapes only: no memory, no init
-        expected = GPT(**arch).state_dict()
-    problems = [f"{key} is missing" for key in sorted(expected.keys() - state_dict.keys())]
-    problems += [f"{key} is unexpected" for key in sorted(state_dict.keys() - expected.keys())]
-    problems += [f"{key} is {tuple(state_dict[key].shape)}, not {tuple(expected[key].shape)}"
-                 for key in sorted(expected.keys() & state_dict.keys()) if state_dict[key].shape != expected[key].shape]
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise RadfordError(f"weights in {path} do not fit the architecture recorded with them ({arch}): "
-                           f"{problems[0]}{more}")
-
-
-def load_weights(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Tensor]]:
-    """GPT's architecture arguments (``ARCHITECTURE``) and a state dict in radford's names, from a radford
-    .ckpt of a GPT or a Hugging Face GPT2LMHeadModel/OpenAIGPTLMHeadModel folder."""
-    path = _existing(path)
-    if path.is_dir():
-        model_type, config = _read_hf_config(path)
-        if model_type == HF_CLIP:
-            raise RadfordError(f"{path} holds a CLIPModel, not GPT weights: load it with radford.load")
-        arch = {"vocab_size": config["vocab_size"], "block_size": config["n_positions"], "n_layer": config["n_layer"],
-                "n_head": config["n_head"], "n_embd": config["n_embd"], "bias": True,
-                "post_norm": HF_FAMILIES[model_type].post_norm}
-        weights = _read_hf_weights(path)
-        try:
-            state_dict = state_dict_from_hf(weights)
-        except (KeyError, AttributeError) as error:  # no token embedding, or not a dict of tensors
-            raise RadfordError(f"the weights in {path} are not a {model_type} model's: no {error}") from error
-    else:
-        checkpoint = read_checkpoint(path)
-        arch, state_dict = _checkpoint_architecture(path, checkpoint), checkpoint["state_dict"]
-    _check_fits(path, arch, state_dict)
-    return arch, state_dict
-
-
-def _load_hf_clip(folder: Path) -> L.LightningModule:
-    """A Hugging Face CLIPModel folder as radford's CLIP, with CLIP's tokenizer from the folder if it has one."""
-    from radford.models.clip import from_hf
-    from radford.tokenizers.clip import CLIPTokenizer
-
-    model = from_hf(_read_hf_config(folder)[1], _read_hf_weights(folder), source=f"the weights in {folder}")
-    has_tokenizer = any((folder / name).is_file() for name in TOKENIZER_FILES)
-    model.tokenizer = CLIPTokenizer(str(folder)) if has_tokenizer else None
-    return model
-
-
-def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> L.LightningModule:
-    """The model a radford .ckpt or a Hugging Face GPT or CLIP folder holds, in eval mode on ``map_location``.
-
-    A .ckpt comes back as the class that trained it; a Hugging Face folder as GPT (gpt2), GPT1
-    (openai-gpt) or CLIP (clip). The model's ``tokenizer`` attribute is the tokenizer saved with it, or None.
-    """
-    path = _existing(path)
-    if path.is_dir() and _read_hf_config(path)[0] == HF_CLIP:
-        model = _load_hf_clip(path)
-    elif path.is_dir():
-        arch, state_dict = load_weights(path)
-        model: L.LightningModule = (GPT1 if arch["post_norm"] else GPT)(**arch)
-        model.load_state_dict(state_dict)
-        model.tokenizer = saved_tokenizer(path)
-    else:
-        checkpoint = read_checkpoint(path)
-        cls = _import_class(path, checkpoint[RECORD].get("class_path", ""))
-        # LightningCLI adds _class_path and _instantiator for its own loading; they are not arguments.
-        hparams = {k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if not k.startswith("_")}
-        model = cls(**hparams)
-        try:
-            model.load_state_dict(checkpoint.get("state_dict", {}))
-        except RuntimeError as error:
-            detail = " ".join(str(error).split())
-            raise RadfordError(f"the weights in {path} do not fit {cls.__name__}: {detail[:300]}") from error
-        model.tokenizer = _recorded_tokenizer(checkpoint)
-    return model.to(map_location).eval()
-
-
-# -- conversion ---------------------------------------------------------------------------------------------
-
-
-def _write_hf(arch: dict[str, Any], state_dict: dict[str, Tensor], tokenizer: Tokenizer | None, folder: Path) -> None:
-    if folder.is_file() or folder.suffix == CHECKPOINT_SUFFIX:
-        raise RadfordError(f"a .ckpt converts to a Hugging Face folder, and {folder} is a file or named as a .ckpt; "
-                           "give a folder")
-    config = _hf_config(arch, tokenizer)
-    hf_sd = state_dict_to_hf(state_dict, config["model_type"])
-    # lm_head is wte (tied); safetensors refuses two names for one tensor, and transformers ties it again on load.
-    del hf_sd["lm_head.weight"]
-    folder.mkdir(parents=True, exist_ok=True)
-    write_atomically(folder / HF_WEIGHTS[0], lambda tmp: save_file(
-        {key: value.contiguous() for key, value in hf_sd.items()}, tmp, metadata={"format": "pt"}))
-    if tokenizer is not None:
-        write_atomically(folder / TOKENIZER_JSON, lambda tmp: tmp.write_text(tokenizer.to_json(), encoding="utf-8"))
-    else:  # a stale tokenizer would be taken for this model's
-        (folder / TOKENIZER_JSON).unlink(missing_ok=True)
-    # Last, so that a folder with a config.json has the weights it describes.
-    write_atomically(folder / HF_CONFIG, lambda tmp: tmp.write_text(json.dumps(config, indent=2), encoding="utf-8"))
-
-
-def _write_checkpoint(arch: dict[str, Any], state_dict: dict[str, Tensor], tokenizer: Tokenizer | None,
-                      path: Path) -> None:
-    if path.is_dir():
-        raise RadfordError(f"a Hugging Face folder converts to a .ckpt file, and {path} is a folder; give a file")
-    cls = GPT1 if arch["post_norm"] else GPT
-    checkpoint = {
-        "state_dict": state_dict,
-        "hyper_parameters": arch,
+        raise RadfordError(f"{path} is a folder; a .ckpt is a file: give a file name")
+    cls = weights.model_class
+    checkpoint: dict[str, Any] = {
+        "state_dict": weights.state_dict,
+        "hyper_parameters": weights.hparams,
         RECORD: {"class_path": f"{cls.__module__}.{cls.__qualname__}",
-                 "tokenizer": tokenizer.to_json() if tokenizer is not None else None},
+                 "tokenizer_state": None if weights.tokenizer is None else TOKENIZER_STATE},
         # Lightning's load_from_checkpoint migrates a checkpoint from the version it names.
         "pytorch-lightning_version": L.__version__,
     }
+    if weights.tokenizer is not None:
+        checkpoint[TOKENIZER_STATE] = {TOKENIZER_STATE: weights.tokenizer.to_json()}
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, lambda tmp: torch.save(checkpoint, tmp))
 
 
+# -- model folders --------------------------------------------------------------------------------------------
+
+
+def formats() -> list[Format]:
+    """Every registered folder format, built-ins first."""
+    return [plugin.load() for plugin in sorted(registry.plugins("formats"), key=lambda p: not p.builtin)]
+
+
+def folder_format(folder: Path) -> Format:
+    """The registered format that recognises ``folder``."""
+    known = formats()
+    for candidate in known:
+        if candidate.detect(folder):
+            return candidate
+    described = "; ".join(f.description for f in known)
+    raise RadfordError(f"{folder} is not a model folder radford reads{_model_type(folder)}; radford reads: {described}")
+
+
+def _model_type(folder: Path) -> str:
+    """What a Hugging Face folder says it holds, to name in an error: every hub folder has a config.json."""
+    try:
+        return f" (its config.json says model_type {json.loads((folder / 'config.json').read_text())['model_type']!r})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
+# -- loading and converting -------------------------------------------------------------------------------------
+
+
+def read_weights(path: str | os.PathLike) -> Weights:
+    """What a radford .ckpt or a model folder in a registered format holds, tensors not yet in a model."""
+    path = existing(path)
+    return folder_format(path).read(path) if path.is_dir() else _read_ckpt(path)
+
+
+def saved_tokenizer(path: str | os.PathLike) -> Tokenizer | None:
+    """The tokenizer a radford .ckpt records or a model folder holds; None when there is none."""
+    return read_weights(path).tokenizer
+
+
+def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> L.LightningModule:
+    """The model a radford .ckpt or a model folder (Hugging Face GPT-2, OpenAI GPT or CLIP, ...) holds, in eval mode
+    on ``map_location``. A .ckpt comes back as the class that trained it, a folder as the class its format names
+    (GPT, GPT1, CLIP, ...). The model's ``tokenizer`` attribute is the tokenizer saved with it, or None."""
+    return read_weights(path).build(path).to(map_location).eval()
+
+
 def convert(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
-    """A radford .ckpt to a Hugging Face folder (config.json, model.safetensors, tokenizer.json), or a Hugging
-    Face folder to a .ckpt that ``radford.load`` and ``GPT.load_from_checkpoint`` read. Returns ``dst``."""
-    src, dst = Path(src).expanduser(), Path(dst).expanduser()
-    arch, state_dict = load_weights(src)
-    write = _write_checkpoint if src.is_dir() else _write_hf
-    write(arch, state_dict, saved_tokenizer(src), dst)
+    """A radford .ckpt to a model folder of the format its model family exports (a Hugging Face folder for GPT-2 and
+    GPT-1), or a model folder to a .ckpt. Returns ``dst``."""
+    src, dst = existing(src), Path(dst).expanduser()
+    weights = read_weights(src)
+    if src.is_dir():
+        write_checkpoint(weights, dst)
+        return dst
+    if dst.is_file() or dst.suffix == CHECKPOINT_SUFFIX:
+        raise RadfordError(f"a .ckpt converts to a model folder, and {dst} is a file or named as a .ckpt; "
+                           "give a folder")
+    exporter = next((f for f in formats() if f.exports(weights.model_class)), None)
+    if exporter is None:
+        raise RadfordError(f"no registered format exports a {weights.model_class.__name__}; radford converts GPT-2 "
+                           "and GPT-1 checkpoints to Hugging Face folders")
+    exporter.export(weights, dst)
     return dst
 
 
-__all__ = ["RecordForLoad", "convert", "load", "load_weights", "read_checkpoint", "saved_tokenizer"]
+__all__ = ["RECORD", "Format", "RecordForLoad", "Weights", "convert", "load", "read_checkpoint", "read_weights",
+           "saved_tokenizer", "torch_load", "write_checkpoint"]

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from radford.data.bytes import ByteData, ByteTokenizer, StreamWindows, preprocess
+from radford.data.bytes import ByteData, StreamWindows
+from radford.tokenizers.bytes import ByteTokenizer, preprocess
 from radford.errors import RadfordError
 from radford.tokenizers import from_json
 

@@ -12,11 +12,11 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, OpenAIGPTConfig, OpenAIGPTLMHeadModel, PreTrainedModel
 
 import radford
-from radford.checkpoints import RECORD, convert, load_weights
+from radford.checkpoints import RECORD, convert, saved_tokenizer
 from radford.cli import main
 from radford.errors import RadfordError
-from radford.models.gpt import ARCHITECTURE, GPT, GPT1
-from radford.tokenizers import Pretrained, from_files
+from radford.models.gpt import ARCHITECTURE, GPT, GPT1, pretrained_gpt
+from radford.tokenizers.pretrained import Pretrained
 from tests.helpers import radford_cli
 
 SIZES = dict(vocab_size=96, n_positions=24, n_layer=2, n_head=2, n_embd=32)
@@ -115,9 +115,9 @@ def test_fit_checkpoint_loads_with_its_tokenizer(fit_checkpoint):
     assert model.tokenizer.vocab_size == model.hparams.vocab_size
     # The tokenizer alone, for fine-tuning with the pre-training tokenizer.
     tokenizer_json = model.tokenizer.to_json()
-    assert from_files(fit_checkpoint).to_json() == Pretrained(str(fit_checkpoint)).to_json() == tokenizer_json
+    assert saved_tokenizer(fit_checkpoint).to_json() == Pretrained(str(fit_checkpoint)).to_json() == tokenizer_json
     assert Pretrained(str(fit_checkpoint)).eot_id == model.tokenizer.eot_id is not None
-    arch, state_dict = load_weights(fit_checkpoint)
+    arch, state_dict = pretrained_gpt(fit_checkpoint)
     assert arch == {name: checkpoint["hyper_parameters"][name] for name in ARCHITECTURE}
     assert_same_state(state_dict, checkpoint["state_dict"])
 
@@ -129,13 +129,14 @@ def test_fit_checkpoint_round_trips_through_hf_by_the_cli(fit_checkpoint, tmp_pa
     original = torch.load(fit_checkpoint, weights_only=True)
     back = torch.load(tmp_path / "back.ckpt", weights_only=True)
     assert_same_state(back["state_dict"], original["state_dict"])
-    assert back[RECORD]["tokenizer"] == original[RECORD]["tokenizer"]  # through the folder's tokenizer.json
+    tokenizer = radford.load(fit_checkpoint).tokenizer.to_json()
+    assert saved_tokenizer(tmp_path / "back.ckpt").to_json() == tokenizer  # through the folder's tokenizer.json
     assert GPT2LMHeadModel.from_pretrained(tmp_path / "hf").config.vocab_size == original["hyper_parameters"][
         "vocab_size"]
     model = GPT.load_from_checkpoint(tmp_path / "back.ckpt", weights_only=True)
     assert_same_state(model.state_dict(), original["state_dict"])
-    assert radford.load(tmp_path / "back.ckpt").tokenizer.to_json() == original[RECORD]["tokenizer"]
-    assert Pretrained(str(tmp_path / "hf")).to_json() == original[RECORD]["tokenizer"]
+    assert radford.load(tmp_path / "back.ckpt").tokenizer.to_json() == tokenizer
+    assert Pretrained(str(tmp_path / "hf")).to_json() == tokenizer
 
 
 class Opaque:
@@ -179,12 +180,12 @@ def truncated_safetensors(path: Path, fit_checkpoint: Path) -> None:
         (lambda path, _: torch.save({"weights": Opaque()}, path), "never runs pickled code"),
         (lambda path, _: torch.save({"foo": torch.zeros(2)}, path), "not a radford checkpoint"),
         (plain_lightning, "load_from_checkpoint"),
-        (hf_with({"model_type": "llama"}), "'llama', which radford does not load; supported: gpt2, openai-gpt"),
+        (hf_with({"model_type": "llama"}), "model_type 'llama'); radford reads: a Hugging Face"),
         (hf_with({"architectures": ["GPT2ForSequenceClassification"]}), "supported for gpt2: GPT2LMHeadModel"),
         (hf_with({"activation_function": "relu"}), "activation_function"),
         (hf_with({}, remove="model.safetensors"), "no weights"),
         (hf_with({"n_layer": 3}), "transformer.h.2.attn.c_attn.bias is missing (and 11 more)"),
-        (lambda path, _: path.mkdir(), "no config.json"),
+        (lambda path, _: path.mkdir(), "is not a model folder radford reads"),
         (truncated_safetensors, "truncated or corrupt"),
     ],
     ids=["missing", "truncated", "garbage", "pickled-object", "foreign-dict", "plain-lightning", "model-type",
@@ -194,7 +195,7 @@ def test_bad_checkpoint_is_one_line_naming_it(tmp_path, fit_checkpoint, make, ex
     path = tmp_path / "model.ckpt"
     if make is not None:
         make(path, fit_checkpoint)
-    for read in (radford.load, load_weights):
+    for read in (radford.load, pretrained_gpt):
         with pytest.raises(RadfordError) as error:
             read(path)
         message = str(error.value)
@@ -205,7 +206,7 @@ def test_bad_checkpoint_is_one_line_naming_it(tmp_path, fit_checkpoint, make, ex
     ("section", "key", "value", "expected"),
     [
         (RECORD, "class_path", "radford.models.finetune.GPTFineTune", "holds a GPTFineTune, not a GPT's weights"),
-        (RECORD, "class_path", "radford.models.gpt.Nope", "radford.models.gpt.Nope, which cannot be imported"),
+        (RECORD, "class_path", "radford.models.gpt.Nope", "'radford.models.gpt.Nope', which no registered plugin"),
         ("hyper_parameters", "n_head", None, "holds no GPT weights: its checkpoint lacks n_head"),
     ],
 )
@@ -217,22 +218,22 @@ def test_checkpoint_of_another_model_is_not_gpt_weights(tmp_path, fit_checkpoint
         checkpoint[section][key] = value
     torch.save(checkpoint, tmp_path / "other.ckpt")
     with pytest.raises(RadfordError, match=re.escape(expected)):
-        load_weights(tmp_path / "other.ckpt")
+        pretrained_gpt(tmp_path / "other.ckpt")
 
 
 def test_checkpoint_without_tokenizer_says_so(tmp_path):
     hf_folder("gpt2", tmp_path / "hf")
     convert(tmp_path / "hf", tmp_path / "model.ckpt")
     assert radford.load(tmp_path / "model.ckpt").tokenizer is None
-    with pytest.raises(RadfordError, match="records no tokenizer"):
+    with pytest.raises(RadfordError, match="holds no tokenizer"):
         Pretrained(str(tmp_path / "model.ckpt"))
 
 
 
 def test_convert_refuses_a_destination_of_the_wrong_kind(tmp_path, fit_checkpoint):
     hf_folder("gpt2", tmp_path / "hf")
-    with pytest.raises(RadfordError, match=r"converts to a Hugging Face folder, and .*out\.ckpt"):
+    with pytest.raises(RadfordError, match=r"converts to a model folder, and .*out\.ckpt"):
         convert(fit_checkpoint, tmp_path / "out.ckpt")
-    with pytest.raises(RadfordError, match=r"converts to a \.ckpt file, and .*/hf is a folder"):
+    with pytest.raises(RadfordError, match=r".*/hf is a folder; a \.ckpt is a file"):
         convert(tmp_path / "hf", tmp_path / "hf")
     assert not (tmp_path / "out.ckpt").exists()

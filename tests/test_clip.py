@@ -12,6 +12,7 @@ import torch.nn.functional as F
 import radford
 from radford.errors import RadfordError
 from radford.models.clip import CLIP, SIZES, contrastive_loss
+from radford.models.gpt import pretrained_gpt
 
 TINY = dict(size="ViT-tiny", vocab_size=100)
 
@@ -168,7 +169,7 @@ def test_hf_folder_mistakes(hf_folder):
     config["text_config"]["eos_token_id"] = 2
     config["projection_dim"] = 7
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(RadfordError, match="do not fit a CLIPModel"):
+    with pytest.raises(RadfordError, match="do not fit CLIP"):
         radford.load(folder)
-    with pytest.raises(RadfordError, match="holds a CLIPModel"):
-        radford.checkpoints.load_weights(folder)
+    with pytest.raises(RadfordError, match="holds a CLIP, not a GPT's weights"):
+        pretrained_gpt(folder)

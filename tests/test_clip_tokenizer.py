@@ -16,7 +16,8 @@ import torch
 
 from radford.errors import RadfordError
 from radford.tokenizers import from_json
-from radford.tokenizers.clip import EOT, SOT, CLIPTokenizer, byte_characters
+from radford.tokenizers.bpe import byte_characters
+from radford.tokenizers.clip import EOT, SOT, CLIPTokenizer
 
 SAMPLES = [
     "a photo of a cat.",

@@ -11,7 +11,9 @@ from transformers import GPT2Config, GPT2LMHeadModel, OpenAIGPTConfig, OpenAIGPT
 import radford.checkpoints
 import radford.models.gpt
 from radford.errors import RadfordError
-from radford.models.gpt import GPT, GPT1, HF_BUFFERS, sample, state_dict_from_hf, state_dict_to_hf
+from radford.models.common import sample
+from radford.models.gpt import GPT, GPT1
+from radford.models.gpt_adapter import BUFFERS, state_dict_from_hf, state_dict_to_hf
 
 TINY = dict(vocab_size=64, block_size=16, n_layer=2, n_head=2, n_embd=32)
 FAMILIES = ("gpt2", "openai-gpt")
@@ -75,7 +77,7 @@ def test_exports_hf_weights(seed, family):
     hf = hf_model(config, family)
     result = hf.load_state_dict(state_dict_to_hf(model.state_dict(), model_type=family), strict=False)
     assert not result.unexpected_keys
-    assert all(key.endswith(HF_BUFFERS) for key in result.missing_keys), result.missing_keys
+    assert all(key.endswith(BUFFERS) for key in result.missing_keys), result.missing_keys
     assert hf.lm_head.weight.data_ptr() == hf.transformer.get_input_embeddings().weight.data_ptr()
     assert_same_logits(model, hf, config)
 
@@ -150,8 +152,8 @@ def test_optimizer_decays_matrices_only_and_schedules_warmup_then_cosine():
     for _ in range(120):
         scheduler.step()
         lrs.append(scheduler.get_last_lr()[0])
-    assert lrs[0] == 0.0
-    assert lrs[5] == pytest.approx(5e-4)
+    assert lrs[0] == pytest.approx(1e-3 / 11)  # the first step trains, as nanoGPT's warmup
+    assert lrs[5] == pytest.approx(6e-3 / 11)
     assert lrs[10] == pytest.approx(1e-3)
     assert lrs[60] == pytest.approx(5.5e-4)  # halfway down the cosine
     assert lrs[110] == pytest.approx(1e-4)
@@ -397,16 +399,15 @@ def test_generate_rejects_bad_arguments_when_called(prompt, kwargs, match):
 
 @pytest.fixture
 def fake_checkpoint(monkeypatch) -> GPT:
-    """A GPT-1-shaped model that ``radford.checkpoints.load_weights`` returns for any path."""
+    """A GPT-1-shaped model that ``radford.checkpoints.read_weights`` returns for any path."""
     torch.manual_seed(0)
     source = GPT1(vocab_size=80, block_size=24, n_layer=3, n_head=2, n_embd=16).eval()
-    arch = {name: source.hparams[name] for name in radford.models.gpt.ARCHITECTURE}
 
-    def load_weights(path):
+    def read_weights(path):
         assert path == "run.ckpt"
-        return dict(arch), source.state_dict()
+        return radford.checkpoints.Weights(GPT1, dict(source.hparams), source.state_dict(), None)
 
-    monkeypatch.setattr(radford.checkpoints, "load_weights", load_weights)
+    monkeypatch.setattr(radford.models.gpt, "read_weights", read_weights)
     return source
 
 

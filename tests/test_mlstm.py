@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from radford.checkpoints import RECORD, load
-from radford.data.bytes import ByteTokenizer, preprocess
+from radford.tokenizers.bytes import ByteTokenizer, preprocess
 from radford.models.mlstm import MLSTM, MLSTMCell, Recurrence, recur
 from tests.helpers import error_line, radford_cli
 

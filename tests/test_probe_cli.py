@@ -14,7 +14,7 @@ from PIL import Image
 
 from radford.cli import main
 from radford.commands.probe import Threshold, split_indices
-from radford.data.bytes import ByteTokenizer
+from radford.tokenizers.bytes import ByteTokenizer
 from radford.models.gpt import GPT
 from radford.models.mlstm import MLSTM
 from radford.tokenizers import Char

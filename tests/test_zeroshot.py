@@ -18,7 +18,8 @@ from transformers import GPT2Config, GPT2LMHeadModel, OpenAIGPTConfig, OpenAIGPT
 
 from radford.checkpoints import RecordForLoad
 from radford.data.lambada import LambadaData, collate, encode_passage, read_passages, split_last_word
-from radford.data.text import IGNORE_INDEX, StridedWindows, TextData
+from radford.data.text import StridedWindows, TextData
+from radford.models.common import IGNORE_INDEX
 from radford.errors import RadfordError
 from radford.models.gpt import GPT1
 from radford.models.zeroshot import ZeroShot, token_bytes

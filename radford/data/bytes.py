@@ -8,57 +8,23 @@ Formats, by suffix (``.bz2`` or ``.gz`` after it is read compressed): ``.csv`` a
 
 from __future__ import annotations
 
-import html
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
 import numpy as np
-import tokenizers
 import torch
-from tokenizers import Regex, decoders, models, pre_tokenizers
 from torch.utils.data import DataLoader, IterableDataset
 
 from radford.data import corpus
 from radford.data.records import RECORD_FORMATS, field, file_format, open_text, read_records
 from radford.errors import RadfordError
-from radford.tokenizers import Tokenizer
-from radford.tokenizers.clip import byte_characters
+from radford.tokenizers.bytes import VOCAB_SIZE, ByteTokenizer, preprocess
 
 # Lightning warns that an IterableDataset's length may be wrong with several loader workers; StreamWindows is read
 # in the main process, where its length is exact.
 warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
-
-VOCAB_SIZE = 256
-
-
-def preprocess(text: str) -> bytes:
-    """A document as the reference encoder's ``preprocess`` makes it: HTML entities unescaped, newlines made
-    spaces, the ends stripped, then a newline and a space in front and a space behind, in UTF-8."""
-    return ("\n " + html.unescape(text).replace("\n", " ").strip() + " ").encode("utf-8")
-
-
-class ByteTokenizer(Tokenizer):
-    """Token id b is the byte b: UTF-8 in, and out (invalid sequences decode to U+FFFD until complete).
-
-    Built from Hugging Face pieces so that checkpoints record it as tokenizer.json like every other tokenizer:
-    GPT-2's byte-to-character map, one character per token, a word-level vocabulary of the 256 byte characters.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        chars = byte_characters()  # in OpenAI's order: the printable bytes (which stand for themselves) first
-        printable = [ord(char) for char in chars if ord(char) < VOCAB_SIZE]
-        order = printable + [b for b in range(VOCAB_SIZE) if b not in printable]
-        backend = tokenizers.Tokenizer(models.WordLevel({char: b for b, char in zip(order, chars, strict=True)}))
-        backend.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-            pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated"),  # every byte's character a word
-        ])
-        backend.decoder = decoders.ByteLevel()
-        self._backend = backend
-
 
 def documents(path: Path, text_field: str = "text") -> Iterator[str]:
     """The documents of one file: a record column, or the non-empty lines of text."""

@@ -21,8 +21,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from radford.data.records import json_records, open_text
-from radford.data.text import IGNORE_INDEX
 from radford.errors import RadfordError
+from radford.models.common import IGNORE_INDEX
 from radford.tokenizers import Tokenizer
 
 _LAST_WORD = re.compile(r"\s\S+\Z")  # the whitespace before the last word, and the word

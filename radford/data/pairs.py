@@ -24,8 +24,9 @@ from torch.utils.data import DataLoader, Dataset
 from radford.data import shapes
 from radford.data.pixels import normalize, open_image, resize_center_crop, to_tensor
 from radford.data.shards import IMAGE_EXTENSIONS, pairs_from_csv, read_shards
+from radford.data.tokenizer_state import TokenizerState
 from radford.errors import RadfordError
-from radford.tokenizers import Tokenizer, from_json
+from radford.tokenizers import Tokenizer
 from radford.tokenizers.clip import CONTEXT_LENGTH, CLIPTokenizer
 
 # The channel statistics OpenAI's CLIP normalises with (its released preprocessing; the paper does not list them).
@@ -104,7 +105,7 @@ def _is_csv(source: str) -> bool:
     return source.lower().endswith(".csv")
 
 
-class PairData(L.LightningDataModule):
+class PairData(TokenizerState, L.LightningDataModule):
     """Image-caption pairs for contrastive training.
 
     Args:
@@ -202,15 +203,6 @@ class PairData(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader | list:
         return self._loader(self.val, training=False) if self.val is not None else []
-
-    # -- the tokenizer travels with checkpoints ----------------------------------------------------------------------
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"tokenizer": self.tokenizer.to_json()}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if "tokenizer" in state_dict:
-            self.tokenizer = from_json(state_dict["tokenizer"])
 
 
 __all__ = ["CLIP_MEAN", "CLIP_STD", "Collate", "DecodeSample", "PairData", "Pairs", "Preprocess",

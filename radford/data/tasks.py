@@ -27,7 +27,7 @@ import re
 import zlib
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, get_args
+from typing import Any, NamedTuple
 
 import lightning as L
 import torch
@@ -35,11 +35,11 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from radford.data.records import read_records
+from radford.data.tokenizer_state import TokenizerState
 from radford.errors import RadfordError
-from radford.tokenizers import Tokenizer, from_json
+from radford.tasks import NUM_SPECIAL, Task, check_task
+from radford.tokenizers import Tokenizer
 
-Task = Literal["classification", "entailment", "similarity", "multiple_choice"]
-TASKS: tuple[str, ...] = get_args(Task)
 FIELDS: dict[str, tuple[str, ...]] = {
     "classification": ("text",),
     "entailment": ("premise", "hypothesis"),
@@ -47,7 +47,6 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "multiple_choice": ("context", "choices"),
 }
 SPLITS = ("train", "val", "test", "predict")
-NUM_SPECIAL = 3  # [start], [delim], [extract]: ids vocab_size, vocab_size + 1, vocab_size + 2
 # Any id works as padding: it comes after the extract token, which causal attention never lets see it,
 # and the language-modelling loss skips it.
 PAD_ID = 0
@@ -55,12 +54,6 @@ PAD_ID = 0
 STDLIB_DOCSTRINGS = "stdlib-docstrings"
 STDLIB_PACKAGES = ("asyncio", "email", "logging", "xml")
 _SPLIT_BUCKETS = {"train": range(8), "val": range(8, 9), "test": range(9, 10), "predict": range(9, 10)}
-
-
-def check_task(task: str) -> str:
-    if task not in TASKS:
-        raise RadfordError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")
-    return task
 
 
 def _fit(first: list[int], second: list[int], budget: int) -> tuple[list[int], list[int]]:
@@ -145,7 +138,7 @@ def _integer(value: Any) -> int | None:
     return int(value) if isinstance(value, str) and value.strip().isdigit() else None
 
 
-class TaskData(L.LightningDataModule):
+class TaskData(TokenizerState, L.LightningDataModule):
     """A labelled task from JSONL or CSV files, transformed for GPT fine-tuning (GPT-1 paper section 3.3).
 
     Args:
@@ -297,12 +290,5 @@ class TaskData(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self._loader("predict")
 
-    # -- the tokenizer travels with checkpoints ------------------------------------------------------
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"tokenizer": self.tokenizer.to_json()}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if "tokenizer" in state_dict:
-            self.tokenizer = from_json(state_dict["tokenizer"])
-            self._examples.clear()
+    def tokenizer_restored(self) -> None:
+        self._examples.clear()  # encoded with the tokenizer the checkpoint replaced

@@ -16,7 +16,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import lightning as L
 import numpy as np
@@ -24,8 +24,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
 from radford.data import corpus
+from radford.data.tokenizer_state import TokenizerState
 from radford.errors import RadfordError
 from radford.io import write_atomically
+from radford.models.common import IGNORE_INDEX
 from radford.tokenizers import BPE, Tokenizer, from_json
 
 # Lightning warns that an IterableDataset's length may be wrong with several workers; RandomWindows gives
@@ -33,7 +35,6 @@ from radford.tokenizers import BPE, Tokenizer, from_json
 warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
 
 ENCODE_BATCH = 256  # documents (or chunks of one) handed to the tokenizer's parallel encoder at once
-IGNORE_INDEX = -100  # the label of a target a window does not score: F.cross_entropy's default ignore_index
 
 
 def cache_root() -> Path:
@@ -155,7 +156,7 @@ class StridedWindows(Dataset):
         return x[0], labels
 
 
-class TextData(L.LightningDataModule):
+class TextData(TokenizerState, L.LightningDataModule):
     """Text files tokenized once and cached; random windows for training, a fixed held-out tail.
 
     Args:
@@ -309,12 +310,3 @@ class TextData(L.LightningDataModule):
             return self._held_out_loader()
         windows = StridedWindows(self._load_tokens(), self.block_size, self.test_stride)
         return DataLoader(windows, batch_size=self.batch_size, num_workers=self.num_workers)
-
-    # -- the tokenizer travels with checkpoints ------------------------------------------------------
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"tokenizer": self.tokenizer.to_json()}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if "tokenizer" in state_dict:
-            self.tokenizer = from_json(state_dict["tokenizer"])

@@ -1,6 +1,6 @@
 """CLIP: contrastive language-image pre-training (Radford et al. 2021, "Learning Transferable Visual Models From
-Natural Language Supervision"), written with the parameter names of OpenAI's released checkpoints (``clip/model.py``)
-and read from Hugging Face's ``CLIPModel`` layout.
+Natural Language Supervision"), written with the parameter names of OpenAI's released checkpoints (``clip/model.py``);
+``clip_adapter`` reads other layouts.
 
 An image encoder (a Vision Transformer or the modified ResNet of section 2.4) and a text transformer each map their
 input to a joint embedding space through a linear projection; training pulls each image towards its own caption and
@@ -11,21 +11,20 @@ temperature (section 2.3, figure 3). Across processes the similarities span the 
 from __future__ import annotations
 
 import math
-import re
 from collections import OrderedDict
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 import lightning as L
 import torch
 import torch.distributed as dist
+import torch.distributed.nn.functional as dist_nn
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from radford.errors import RadfordError
-from radford.models.gpt import adamw, warmup_cosine
+from radford.models.common import adamw, warmup_cosine_schedule
 
 # Named sizes (paper table 19 and 20; OpenAI's released models). A tuple of vision_layers makes a ResNet. The tiny
 # ones train in minutes on a CPU on the shapes dataset.
@@ -246,24 +245,6 @@ class ModifiedResNet(nn.Module):
     features = forward  # the attention pool's output is what linear probes read (paper appendix A.3)
 
 
-class _GatherWithGrad(torch.autograd.Function):
-    """All processes' rows, concatenated. Backward hands each process the gradient of its own rows summed over every
-    process's loss, so that DDP's average of the gradients is the gradient of the mean of the losses."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
-        rows = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-        dist.all_gather(rows, x.contiguous())
-        return torch.cat(rows)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
-        grad = grad.contiguous()
-        dist.all_reduce(grad)
-        rows = grad.shape[0] // dist.get_world_size()
-        return grad[dist.get_rank() * rows : (dist.get_rank() + 1) * rows]
-
-
 def contrastive_loss(image_features: Tensor, text_features: Tensor, logit_scale: Tensor, gather: bool = True,
                      local_loss: bool = False) -> Tensor:
     """Symmetric cross-entropy of the scaled cosine similarities (figure 3) for L2-normalised features (B, D).
@@ -276,7 +257,10 @@ def contrastive_loss(image_features: Tensor, text_features: Tensor, logit_scale:
     world = dist.get_world_size() if gather and dist.is_available() and dist.is_initialized() else 1
     labels = torch.arange(image_features.shape[0], device=image_features.device)
     if world > 1:
-        all_images, all_texts = _GatherWithGrad.apply(image_features), _GatherWithGrad.apply(text_features)
+        # torch's all_gather with gradients: backward hands each process the gradient of its own rows summed over
+        # every process's loss, so that DDP's mean of the gradients is the gradient of the mean of the losses.
+        all_images = torch.cat(dist_nn.all_gather(image_features))
+        all_texts = torch.cat(dist_nn.all_gather(text_features))
         if local_loss:
             labels = labels + dist.get_rank() * image_features.shape[0]
             per_image = logit_scale * image_features @ all_texts.T
@@ -431,14 +415,9 @@ class CLIP(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        optimizer = adamw(self, hp.learning_rate, hp.betas, hp.weight_decay)
-        for group in optimizer.param_groups:
-            group["eps"] = hp.eps  # section 2.5 / OpenAI's training: 1e-6, Adam's default is 1e-8
-        decay_steps = hp.decay_steps if hp.decay_steps is not None else self.trainer.estimated_stepping_batches
-        schedule = partial(warmup_cosine, warmup_steps=hp.warmup_steps, decay_steps=decay_steps,
-                           min_ratio=hp.min_learning_rate / hp.learning_rate)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        # Section 2.5 / OpenAI's training: eps 1e-6, where Adam's default is 1e-8.
+        optimizer = adamw(self, hp.learning_rate, hp.betas, hp.weight_decay, eps=hp.eps)
+        return warmup_cosine_schedule(optimizer, self)
 
     # -- zero-shot -----------------------------------------------------------------------------------------------
 
@@ -451,98 +430,4 @@ class CLIP(L.LightningModule):
         return F.normalize(embeddings.view(classes, templates, -1).mean(1), dim=-1)
 
 
-# -- Hugging Face CLIPModel ----------------------------------------------------------------------------------------
-
-# transformers' CLIPTextConfig/CLIPVisionConfig defaults (config.json stores only what differs from them).
-HF_TEXT_DEFAULTS = dict(vocab_size=49408, hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
-                        num_attention_heads=8, max_position_embeddings=77, hidden_act="quick_gelu",
-                        layer_norm_eps=1e-5, eos_token_id=49407)
-HF_VISION_DEFAULTS = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                          num_channels=3, image_size=224, patch_size=32, hidden_act="quick_gelu", layer_norm_eps=1e-5)
-# HF names to radford's (OpenAI's), applied in order; q, k and v projections are then stacked into in_proj.
-HF_RENAMES = (
-    (r"^text_model\.embeddings\.token_embedding\.", "token_embedding."),
-    (r"^text_model\.embeddings\.position_embedding\.weight$", "positional_embedding"),
-    (r"^text_model\.encoder\.layers\.", "transformer.resblocks."),
-    (r"^text_model\.final_layer_norm\.", "ln_final."),
-    (r"^vision_model\.embeddings\.class_embedding$", "visual.class_embedding"),
-    (r"^vision_model\.embeddings\.patch_embedding\.", "visual.conv1."),
-    (r"^vision_model\.embeddings\.position_embedding\.weight$", "visual.positional_embedding"),
-    (r"^vision_model\.pre_layrnorm\.", "visual.ln_pre."),  # sic
-    (r"^vision_model\.encoder\.layers\.", "visual.transformer.resblocks."),
-    (r"^vision_model\.post_layernorm\.", "visual.ln_post."),
-    (r"\.self_attn\.out_proj\.", ".attn.out_proj."),
-    (r"\.layer_norm1\.", ".ln_1."),
-    (r"\.layer_norm2\.", ".ln_2."),
-    (r"\.mlp\.fc1\.", ".mlp.c_fc."),
-    (r"\.mlp\.fc2\.", ".mlp.c_proj."),
-    (r"^text_projection\.weight$", "text_projection"),  # a Linear's (out, in) weight; OpenAI's x @ proj is (in, out)
-    (r"^visual_projection\.weight$", "visual.proj"),
-)
-HF_TRANSPOSED = ("text_projection", "visual.proj")
-
-
-def architecture_from_hf(config: dict[str, Any]) -> dict[str, Any]:
-    """CLIP's architecture arguments from a Hugging Face ``CLIPModel`` config.json, checked to be one radford
-    computes exactly (transformers' CLIP is always a ViT)."""
-    architectures = config.get("architectures") or ["CLIPModel"]
-    if architectures != ["CLIPModel"]:
-        raise RadfordError(f"config.json names architectures {architectures}; radford loads CLIPModel")
-    text = {**HF_TEXT_DEFAULTS, **(config.get("text_config") or {})}
-    vision = {**HF_VISION_DEFAULTS, **(config.get("vision_config") or {})}
-    for name, part in (("text_config", text), ("vision_config", vision)):
-        if part["hidden_act"] not in ("quick_gelu", "gelu") or part["hidden_act"] != text["hidden_act"]:
-            raise RadfordError(f"config.json's {name} sets hidden_act {part['hidden_act']!r}; radford's CLIP computes "
-                               "'quick_gelu' or 'gelu', the same in both encoders")
-        if part["intermediate_size"] != 4 * part["hidden_size"] or part["layer_norm_eps"] != 1e-5:
-            raise RadfordError(f"config.json's {name} has intermediate_size {part['intermediate_size']} and "
-                               f"layer_norm_eps {part['layer_norm_eps']}; radford's CLIP computes 4 x hidden_size "
-                               "and 1e-5")
-    # transformers reads the text's features at the largest id when eos_token_id is 2 (its old configs), else at
-    # the first eos_token_id; both are radford's argmax when the end-of-text token is the largest id.
-    if text["eos_token_id"] not in (2, text["vocab_size"] - 1):
-        raise RadfordError(f"config.json's text_config has eos_token_id {text['eos_token_id']}; radford reads a text's "
-                           f"features at its largest id, which needs 2 or {text['vocab_size'] - 1}")
-    return dict(embed_dim=config.get("projection_dim", 512), image_size=vision["image_size"],
-                vision_layers=vision["num_hidden_layers"], vision_width=vision["hidden_size"],
-                vision_heads=vision["num_attention_heads"], patch_size=vision["patch_size"],
-                context_length=text["max_position_embeddings"], vocab_size=text["vocab_size"],
-                text_width=text["hidden_size"], text_heads=text["num_attention_heads"],
-                text_layers=text["num_hidden_layers"], quick_gelu=text["hidden_act"] == "quick_gelu")
-
-
-def state_dict_from_hf(hf_sd: dict[str, Tensor]) -> dict[str, Tensor]:
-    """CLIP's state dict (OpenAI's names) from a Hugging Face ``CLIPModel`` one."""
-    sd: dict[str, Tensor] = {}
-    qkv: dict[str, dict[str, Tensor]] = {}
-    for key, value in hf_sd.items():
-        if key.endswith("position_ids"):  # a buffer of 0..n-1 in older checkpoints
-            continue
-        for pattern, replacement in HF_RENAMES:
-            key = re.sub(pattern, replacement, key)
-        projection = re.match(r"(.*)\.self_attn\.([qkv])_proj\.(weight|bias)$", key)
-        if projection:
-            prefix, which, kind = projection.groups()
-            qkv.setdefault(f"{prefix}.attn.in_proj_{kind}", {})[which] = value
-            continue
-        sd[key] = value.t().contiguous() if key in HF_TRANSPOSED else value
-    for key, parts in qkv.items():
-        sd[key] = torch.cat([parts["q"], parts["k"], parts["v"]])
-    return sd
-
-
-def from_hf(config: dict[str, Any], hf_sd: dict[str, Tensor], source: str = "the weights") -> CLIP:
-    """A CLIP with a Hugging Face ``CLIPModel``'s config.json and weights."""
-    arch = architecture_from_hf(config)
-    # The size only fills what is not given, and every architecture argument is given.
-    model = CLIP(size="ViT-B/32", warmup_steps=0, **arch)
-    try:
-        sd = state_dict_from_hf(hf_sd)
-        model.load_state_dict(sd)
-    except (RuntimeError, KeyError) as error:
-        detail = " ".join(str(error).split())
-        raise RadfordError(f"{source} do not fit a CLIPModel of this config.json: {detail[:300]}") from error
-    return model
-
-
-__all__ = ["CLIP", "SIZES", "architecture_from_hf", "contrastive_loss", "from_hf", "state_dict_from_hf"]
+__all__ = ["CLIP", "SIZES", "contrastive_loss"]

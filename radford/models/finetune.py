@@ -22,9 +22,10 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassMatthewsCorrCoef
 from torchmetrics.regression import PearsonCorrCoef, SpearmanCorrCoef
 
-from radford.data.tasks import NUM_SPECIAL, Task, check_task
 from radford.errors import RadfordError
-from radford.models.gpt import ARCHITECTURE, GPT, adamw
+from radford.models.common import adamw
+from radford.models.gpt import ARCHITECTURE, GPT
+from radford.tasks import NUM_SPECIAL, Task, check_task
 
 Batch = dict[str, Tensor]
 # Sequences per example, where the task fixes it (multiple choice has one per choice).

@@ -12,11 +12,11 @@ paper section 4.1 for GPT-1.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from functools import partial
+from typing import Any
 
 import lightning as L
 import torch
@@ -24,23 +24,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
+from radford.checkpoints import read_weights
 from radford.errors import RadfordError
+from radford.models.common import (
+    adamw,
+    check_sampling,
+    inference,
+    length_sorted_batches,
+    sampler,
+    warmup_cosine_schedule,
+)
 
-# HF's GPT models use Conv1D, which stores a Linear weight transposed: (in_features, out_features).
-HF_TRANSPOSED = (".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight")
-# Buffers in older HF checkpoints: causal masks (scaled_dot_product_attention builds its own) and positions.
-HF_BUFFERS = (".attn.bias", ".attn.masked_bias", "position_ids")
-# OpenAI's checkpoints on the hub are saved from GPT2Model/OpenAIGPTModel, whose keys lack this prefix and lm_head.
-HF_PREFIX = "transformer."
-# HF names that differ from radford's, by HF model type. radford keeps GPT-2's names for both families;
-# OpenAI GPT's (GPT-1's) differ only in the embeddings.
-HF_RENAMES: dict[str, dict[str, str]] = {
-    "gpt2": {},
-    "openai-gpt": {
-        "transformer.tokens_embed.weight": "transformer.wte.weight",
-        "transformer.positions_embed.weight": "transformer.wpe.weight",
-    },
-}
 # The arguments that shape the weights: a pretrained checkpoint's replace the constructor's.
 ARCHITECTURE = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "bias", "post_norm")
 
@@ -134,71 +128,6 @@ class Perplexity(MeanMetric):
         return super().compute().exp()
 
 
-def adamw(module: nn.Module, learning_rate: float, betas: tuple[float, float],
-          weight_decay: float) -> torch.optim.AdamW:
-    """AdamW that decays matrices and embeddings only, not biases or LayerNorm gains (GPT-1 paper section 4.1)."""
-    params = [p for p in module.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
-    # One fused kernel per step where torch has it; elsewhere torch picks its foreach kernels.
-    fused = next(module.parameters()).device.type in ("cuda", "cpu")
-    return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)
-
-
-def warmup_cosine(step: int, warmup_steps: int, decay_steps: float, min_ratio: float) -> float:
-    """Learning-rate multiplier: linear from 0 to 1 over warmup_steps, cosine down to min_ratio at
-    decay_steps, then constant (GPT-3 paper appendix B; GPT-1 paper section 4.1 anneals the same way)."""
-    if step < warmup_steps:
-        return step / warmup_steps
-    if step >= decay_steps:
-        return min_ratio
-    progress = (step - warmup_steps) / (decay_steps - warmup_steps)
-    return min_ratio + 0.5 * (1.0 + math.cos(math.pi * progress)) * (1.0 - min_ratio)
-
-
-def check_sampling(input_ids: Tensor, max_new_tokens: int, temperature: float, top_k: int | None,
-                   top_p: float | None, unit: str = "token") -> None:
-    """One-line errors for generation options ``sample`` cannot honour, before anything is generated."""
-    if input_ids.dim() != 2 or input_ids.shape[1] == 0:
-        raise RadfordError(f"input_ids must be (batch, time) with at least one {unit}, got shape "
-                           f"{tuple(input_ids.shape)}")
-    if max_new_tokens < 0:
-        raise RadfordError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-    if temperature < 0:
-        raise RadfordError(f"temperature must be >= 0 (0 is greedy), got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise RadfordError(f"top_k must be >= 1 or None, got {top_k}")
-    if top_p is not None and not 0.0 < top_p <= 1.0:
-        raise RadfordError(f"top_p must be in (0, 1] or None, got {top_p}")
-
-
-def sample(
-    logits: Tensor,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    """One token id per row of next-token logits (batch, vocab); temperature 0 is greedy. Filters apply in
-    Hugging Face's order (temperature, top-k, top-p), so seeded runs of the two can be compared."""
-    if temperature == 0:
-        return logits.argmax(-1)
-    logits = logits / temperature
-    if top_k is not None:
-        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, -math.inf)
-    if top_p is not None:
-        # Nucleus sampling (Holtzman et al. 2019): drop a token when the likelier ones already reach top_p,
-        # which keeps the smallest set that does and never the empty one.
-        sorted_logits, order = logits.sort(-1, descending=True)
-        probs = sorted_logits.softmax(-1)
-        drop = probs.cumsum(-1) - probs >= top_p
-        logits = logits.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), -math.inf)
-    return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
-
-
 class GPT(L.LightningModule):
     """GPT language model. Defaults are GPT-2 small (124M); GPT1 holds GPT-1's. A batch is (input ids,
     next-token ids). ``pretrained`` names a checkpoint whose architecture and weights replace the architecture
@@ -227,15 +156,13 @@ class GPT(L.LightningModule):
                     bias=bias, post_norm=post_norm)
         state = None
         if pretrained is not None:
-            from radford.checkpoints import load_weights  # here: radford.checkpoints imports this module
-
-            loaded, state = load_weights(pretrained)
+            loaded, state = pretrained_gpt(pretrained)
             if loaded["vocab_size"] != vocab_size:
                 raise RadfordError(
                     f"vocab_size {vocab_size} (the tokenizer's) does not match the {loaded['vocab_size']} tokens of "
                     f"{pretrained}: use the tokenizer the weights were trained with"
                 )
-            arch.update((name, loaded[name]) for name in ARCHITECTURE if name in loaded)
+            arch.update(loaded)
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             if arch[name] <= 0:
                 raise RadfordError(f"{name} must be positive, got {arch[name]}")
@@ -270,7 +197,12 @@ class GPT(L.LightningModule):
         self._last_step_time: float | None = None
 
         if state is not None:
-            self.load_state_dict(state)
+            try:
+                self.load_state_dict(state)
+            except RuntimeError as error:
+                detail = " ".join(str(error).split())
+                raise RadfordError(f"the weights of {pretrained} do not fit their architecture: {detail[:300]}") \
+                    from error
         else:
             self._init_parameters()
 
@@ -325,12 +257,10 @@ class GPT(L.LightningModule):
         empty = next((i for i, ids in enumerate(encoded) if not ids), None)
         if empty is not None:
             raise RadfordError(f"text {empty} encodes to no tokens: a GPT's features need at least one")
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # similar lengths pad little
         result = torch.empty(len(encoded), self.hparams.n_embd)
         device = self.lm_head.weight.device
-        with self._inference():
-            for start in range(0, len(order), batch_size):
-                rows = order[start : start + batch_size]
+        with inference(self):
+            for rows in length_sorted_batches([len(ids) for ids in encoded], batch_size):
                 lengths = torch.tensor([len(encoded[i]) for i in rows], device=device)
                 # Padded on the right: causal attention keeps the padding out of every real position.
                 ids = torch.zeros(len(rows), int(lengths.max()), dtype=torch.long, device=device)
@@ -360,7 +290,7 @@ class GPT(L.LightningModule):
         window (the last block_size - 1 tokens and the new one) at every step, which costs a full forward.
         """
         check_sampling(input_ids, max_new_tokens, temperature, top_k, top_p)
-        pick = partial(sample, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
+        pick = sampler(temperature, top_k, top_p, generator)
         # A function that returns the generator, so that the checks above run at the call, not at the first step.
         return self._generate(input_ids, max_new_tokens, pick, use_cache)
 
@@ -371,7 +301,7 @@ class GPT(L.LightningModule):
         cache = self.kv_cache(ids.shape[0]) if use_cache else None
         new = ids  # the tokens the cache has not seen
         for _ in range(max_new_tokens):
-            with self._inference():
+            with inference(self):
                 if cache is None:
                     hidden = self.hidden_states(ids[:, -block_size:])
                 else:
@@ -385,19 +315,6 @@ class GPT(L.LightningModule):
                 new = next_ids[:, None]
             # A clone made outside inference mode is an ordinary tensor, which a caller may train on.
             yield next_ids.clone()
-
-    @contextmanager
-    def _inference(self) -> Iterator[None]:
-        """Eval mode (no dropout) without autograd, restoring training mode afterwards."""
-        training = self.training
-        if training:  # switching walks every module: not at every step of a model that is already in eval mode
-            self.eval()
-        try:
-            with torch.inference_mode():
-                yield
-        finally:
-            if training:
-                self.train()
 
     def loss(self, batch: tuple[Tensor, Tensor]) -> Tensor:
         """Mean next-token cross-entropy over every position of the batch."""
@@ -439,73 +356,47 @@ class GPT(L.LightningModule):
     def configure_optimizers(self):
         hp = self.hparams
         optimizer = adamw(self, hp.learning_rate, hp.betas, hp.weight_decay)
-        decay_steps = hp.decay_steps if hp.decay_steps is not None else self.trainer.estimated_stepping_batches
-        schedule = partial(warmup_cosine, warmup_steps=hp.warmup_steps, decay_steps=decay_steps,
-                           min_ratio=hp.min_learning_rate / hp.learning_rate)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return warmup_cosine_schedule(optimizer, self)
 
 
+def pretrained_gpt(path: str) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """The architecture (``ARCHITECTURE``) and weights of the GPT a checkpoint holds: a radford .ckpt of a GPT, or
+    a folder in a format radford reads (a Hugging Face GPT-2 or OpenAI GPT folder)."""
+    weights = read_weights(path)
+    if not issubclass(weights.model_class, GPT):
+        raise RadfordError(f"{path} holds a {weights.model_class.__name__}, not a GPT's weights; load it whole with "
+                           "radford.load")
+    absent = [name for name in ARCHITECTURE if name not in weights.hparams]
+    if absent:
+        raise RadfordError(f"{path} holds no GPT weights: its checkpoint lacks {', '.join(absent)}")
+    return {name: weights.hparams[name] for name in ARCHITECTURE}, weights.state_dict
+
+
+def _with_defaults(base: type[GPT], **defaults: Any) -> Callable[[type[GPT]], type[GPT]]:
+    """Make a GPT subclass whose constructor is ``base``'s with other defaults. The signature says so, since it is
+    the recipe schema that jsonargparse reads, and a checkpoint records the subclass's name."""
+
+    def decorate(cls: type[GPT]) -> type[GPT]:
+        signature = inspect.signature(base.__init__)
+        unknown = defaults.keys() - signature.parameters.keys()
+        assert not unknown, f"{cls.__name__} sets defaults for arguments {base.__name__} lacks: {unknown}"
+
+        def __init__(self: GPT, **kwargs: Any) -> None:
+            base.__init__(self, **{**defaults, **kwargs})
+
+        __init__.__signature__ = signature.replace(parameters=[  # type: ignore[attr-defined]
+            p.replace(default=defaults.get(name, p.default)) for name, p in signature.parameters.items()])
+        __init__.__doc__ = base.__init__.__doc__
+        cls.__init__ = __init__  # type: ignore[method-assign]
+        return cls
+
+    return decorate
+
+
+@_with_defaults(GPT, vocab_size=40478, block_size=512, dropout=0.1, post_norm=True, learning_rate=2.5e-4,
+                min_learning_rate=0.0, weight_decay=0.01, betas=(0.9, 0.999), warmup_steps=2000)
 class GPT1(GPT):
     """GPT-1 (GPT-1 paper section 4.1): post-norm blocks without a final LayerNorm, 512 positions, BPE with 40,000
     merges (40,478 tokens with the characters), dropout 0.1, Adam at 2.5e-4 warmed up over 2000 updates and
     annealed to 0 on a cosine, L2 0.01 on non-bias, non-gain weights. Betas are those of OpenAI's code. It is GPT
     with these defaults: every argument is GPT's."""
-
-    def __init__(
-        self,
-        vocab_size: int = 40478,
-        block_size: int = 512,
-        n_layer: int = 12,
-        n_head: int = 12,
-        n_embd: int = 768,
-        dropout: float = 0.1,
-        bias: bool = True,
-        post_norm: bool = True,
-        learning_rate: float = 2.5e-4,
-        min_learning_rate: float = 0.0,
-        weight_decay: float = 0.01,
-        betas: tuple[float, float] = (0.9, 0.999),
-        warmup_steps: int = 2000,
-        decay_steps: int | None = None,
-        pretrained: str | None = None,
-    ):
-        super().__init__(
-            vocab_size=vocab_size, block_size=block_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
-            dropout=dropout, bias=bias, post_norm=post_norm, learning_rate=learning_rate,
-            min_learning_rate=min_learning_rate, weight_decay=weight_decay, betas=betas, warmup_steps=warmup_steps,
-            decay_steps=decay_steps, pretrained=pretrained,
-        )
-
-
-def state_dict_from_hf(hf_sd: dict[str, Tensor]) -> dict[str, Tensor]:
-    """GPT's state dict from a Hugging Face GPT2LMHeadModel, GPT2Model, OpenAIGPTLMHeadModel or OpenAIGPTModel
-    one (OpenAI's released weights)."""
-    renames = {hf: ours for table in HF_RENAMES.values() for hf, ours in table.items()}
-    sd = {}
-    for key, value in hf_sd.items():
-        if key.endswith(HF_BUFFERS):
-            continue
-        key = key if key.startswith((HF_PREFIX, "lm_head.")) else HF_PREFIX + key
-        key = renames.get(key, key)
-        sd[key] = value.t().contiguous() if key.endswith(HF_TRANSPOSED) else value
-    # lm_head is tied to the token embedding and absent from GPT2Model/OpenAIGPTModel checkpoints.
-    sd["lm_head.weight"] = sd[HF_PREFIX + "wte.weight"]
-    return sd
-
-
-def state_dict_to_hf(sd: dict[str, Tensor], model_type: str = "gpt2") -> dict[str, Tensor]:
-    """A Hugging Face GPT2LMHeadModel ("gpt2") or OpenAIGPTLMHeadModel ("openai-gpt") state dict from GPT's;
-    lm_head.weight is the token embedding, tied."""
-    if model_type not in HF_RENAMES:
-        raise RadfordError(f"unknown model_type {model_type!r}; choose from: {', '.join(HF_RENAMES)}")
-    # Only GPT-2 has a final LayerNorm: writing one family's weights in the other's layout would drop or miss it.
-    family = "gpt2" if HF_PREFIX + "ln_f.weight" in sd else "openai-gpt"
-    if model_type != family:
-        raise RadfordError(f"model_type {model_type!r} does not fit these weights, which are {family!r} "
-                           f"(a final LayerNorm only in gpt2)")
-    renames = {ours: hf for hf, ours in HF_RENAMES[model_type].items()}
-    hf_sd = {renames.get(key, key): value.t().contiguous() if key.endswith(HF_TRANSPOSED) else value
-             for key, value in sd.items()}
-    hf_sd["lm_head.weight"] = sd[HF_PREFIX + "wte.weight"]
-    return hf_sd

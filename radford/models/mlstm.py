@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from functools import partial
 
 import lightning as L
 import torch
@@ -27,9 +26,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
-from radford.data.bytes import VOCAB_SIZE, preprocess
 from radford.errors import RadfordError
-from radford.models.gpt import GPT, check_sampling, sample
+from radford.models.common import check_sampling, inference, length_sorted_batches, sampler
+from radford.tokenizers.bytes import VOCAB_SIZE, preprocess
 
 State = tuple[Tensor, Tensor]  # (cell, hidden), each (batch, hidden_size)
 
@@ -198,8 +197,6 @@ class MLSTM(L.LightningModule):
         self._train_state: State | None = None
         self._last_step_time: float | None = None
 
-    _inference = GPT._inference  # eval mode without autograd, the mode restored after
-
     def forward(self, input_ids: Tensor, state: State | None = None, mask: Tensor | None = None,
                 fixed: Mapping[int, float] | None = None) -> tuple[Tensor, State]:
         """Next-byte logits (batch, time, 256) and the final (cell, hidden) state."""
@@ -213,12 +210,10 @@ class MLSTM(L.LightningModule):
         state (the reference's ``transform``). Texts of a batch are left-padded and the state waits over the
         padding, so a text's features do not depend on its batch."""
         encoded = [preprocess(text) for text in texts]
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # similar lengths pad little
         result = torch.empty(len(encoded), self.hparams.hidden_size)
         device = self.out.weight.device
-        with self._inference():
-            for start in range(0, len(order), batch_size):
-                rows = order[start : start + batch_size]
+        with inference(self):
+            for rows in length_sorted_batches([len(e) for e in encoded], batch_size):
                 width = max(len(encoded[i]) for i in rows)
                 ids = torch.zeros(len(rows), width, dtype=torch.long)
                 mask = torch.zeros(len(rows), width, dtype=torch.bool)
@@ -240,7 +235,7 @@ class MLSTM(L.LightningModule):
         fix_units: Mapping[int, float] | None = None,
     ) -> Iterator[Tensor]:
         """Continue byte prompts (batch, time), yielding the next bytes (batch,) one step at a time; sampling as
-        GPT's (see ``radford.models.gpt.sample``). ``fix_units`` holds cell units at values while the prompt is
+        GPT's (see ``radford.models.common.sample``). ``fix_units`` holds cell units at values while the prompt is
         read and every byte is sampled: the paper's sentiment-controlled reviews (section 4, table 3)."""
         check_sampling(input_ids, max_new_tokens, temperature, top_k, top_p, unit="byte")
         fixed = dict(fix_units or {})
@@ -248,7 +243,7 @@ class MLSTM(L.LightningModule):
         if bad:
             raise RadfordError(f"unit {bad[0]} does not exist: this mLSTM's units are 0 to "
                                f"{self.hparams.hidden_size - 1}")
-        pick = partial(sample, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
+        pick = sampler(temperature, top_k, top_p, generator)
         # A function that returns the generator, so that the checks above run at the call, not at the first step.
         return self._generate(input_ids, max_new_tokens, pick, fixed)
 
@@ -256,7 +251,7 @@ class MLSTM(L.LightningModule):
                   fixed: dict[int, float]) -> Iterator[Tensor]:
         state, new = None, ids  # the state is the whole context: each step reads one byte
         for _ in range(max_new_tokens):
-            with self._inference():
+            with inference(self):
                 logits, state = self(new, state, fixed=fixed)
                 new = pick(logits[:, -1])[:, None]
             yield new[:, 0].clone()

@@ -30,8 +30,8 @@ from tokenizers import decoders
 from torch import Tensor
 from torchmetrics import Metric
 
-from radford.data.text import IGNORE_INDEX
 from radford.errors import RadfordError
+from radford.models.common import IGNORE_INDEX
 from radford.models.gpt import GPT
 from radford.tokenizers import Tokenizer
 

@@ -27,7 +27,8 @@ import torch
 from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from radford.errors import RadfordError
-from radford.tokenizers import Tokenizer
+from radford.tokenizers.base import Tokenizer
+from radford.tokenizers.bpe import byte_characters
 
 SOT, EOT = "<|startoftext|>", "<|endoftext|>"
 END_OF_WORD = "</w>"
@@ -38,13 +39,6 @@ OPENAI_MERGES = 49152 - 256 - 2
 # OpenAI's pre-tokenizer regex (simple_tokenizer.py), less its special tokens, which tokenizers matches itself.
 WORDS = r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 BASE_TOKENS = 2 * 256 + 2  # bytes, bytes ending a word, and the two special tokens
-
-
-def byte_characters() -> list[str]:
-    """GPT-2's printable stand-ins for the 256 bytes, in OpenAI's order (``bytes_to_unicode().values()``)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    others = [b for b in range(256) if b not in printable]
-    return [chr(b) for b in printable] + [chr(256 + i) for i in range(len(others))]
 
 
 def _backend(merges: Sequence[tuple[str, str]], vocab: dict[str, int] | None = None) -> tokenizers.Tokenizer:
@@ -157,4 +151,4 @@ class CLIPTokenizer(Tokenizer):
         return ids
 
 
-__all__ = ["CONTEXT_LENGTH", "EOT", "SOT", "CLIPTokenizer", "byte_characters"]
+__all__ = ["CONTEXT_LENGTH", "EOT", "SOT", "CLIPTokenizer"]

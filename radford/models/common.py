@@ -1,0 +1,127 @@
+"""What radford's models share: token sampling and its checks, inference mode, AdamW with the papers' parameter
+groups, the warmup-cosine schedule, and length-sorted batches for ``features``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import partial
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from radford.errors import RadfordError
+
+IGNORE_INDEX = -100  # the label of a target no loss scores: F.cross_entropy's default ignore_index
+
+
+def check_sampling(input_ids: Tensor, max_new_tokens: int, temperature: float, top_k: int | None,
+                   top_p: float | None, unit: str = "token") -> None:
+    """One-line errors for generation options ``sample`` cannot honour, before anything is generated."""
+    if input_ids.dim() != 2 or input_ids.shape[1] == 0:
+        raise RadfordError(f"input_ids must be (batch, time) with at least one {unit}, got shape "
+                           f"{tuple(input_ids.shape)}")
+    if max_new_tokens < 0:
+        raise RadfordError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    if temperature < 0:
+        raise RadfordError(f"temperature must be >= 0 (0 is greedy), got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise RadfordError(f"top_k must be >= 1 or None, got {top_k}")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise RadfordError(f"top_p must be in (0, 1] or None, got {top_p}")
+
+
+def sample(
+    logits: Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """One token id per row of next-token logits (batch, vocab); temperature 0 is greedy. Filters apply in
+    Hugging Face's order (temperature, top-k, top-p), so seeded runs of the two can be compared."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, -math.inf)
+    if top_p is not None:
+        # Nucleus sampling (Holtzman et al. 2019): drop a token when the likelier ones already reach top_p,
+        # which keeps the smallest set that does and never the empty one.
+        sorted_logits, order = logits.sort(-1, descending=True)
+        probs = sorted_logits.softmax(-1)
+        drop = probs.cumsum(-1) - probs >= top_p
+        logits = logits.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), -math.inf)
+    return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
+
+
+def sampler(temperature: float, top_k: int | None, top_p: float | None,
+            generator: torch.Generator | None) -> partial[Tensor]:
+    """``sample`` with its options bound: the ``pick`` a model's generation loop calls on each step's logits."""
+    return partial(sample, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
+
+
+@contextmanager
+def inference(module: nn.Module) -> Iterator[None]:
+    """Eval mode (no dropout) without autograd, restoring training mode afterwards."""
+    training = module.training
+    if training:  # switching walks every module: not at every step of a model that is already in eval mode
+        module.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        if training:
+            module.train()
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+    """Indices of ``lengths`` in batches of similar length, shortest first, so that padding costs little."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+def adamw(module: nn.Module, learning_rate: float, betas: tuple[float, float], weight_decay: float,
+          eps: float = 1e-8) -> torch.optim.AdamW:
+    """AdamW that decays matrices and embeddings only, not biases or gains (GPT-1 paper section 4.1, CLIP paper
+    section 2.5). torch picks its multi-tensor kernel; the fused one is not used, since Lightning refuses to clip
+    a fused optimizer's gradients under mixed precision, and every paper recipe clips."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, eps=eps)
+
+
+def warmup_cosine(step: int, warmup_steps: int, decay_steps: float, min_ratio: float) -> float:
+    """Learning-rate multiplier: linear up to 1 over warmup_steps, starting above zero as nanoGPT's does (the first
+    step trains), cosine down to min_ratio at decay_steps, then constant (GPT-3 paper appendix B; GPT-1 paper
+    section 4.1 anneals the same way)."""
+    if step < warmup_steps:
+        return (step + 1) / (warmup_steps + 1)
+    if step >= decay_steps:
+        return min_ratio
+    progress = (step - warmup_steps) / (decay_steps - warmup_steps)
+    return min_ratio + 0.5 * (1.0 + math.cos(math.pi * progress)) * (1.0 - min_ratio)
+
+
+def warmup_cosine_schedule(optimizer: torch.optim.Optimizer, model: L.LightningModule) -> dict[str, Any]:
+    """Lightning's ``configure_optimizers`` answer for ``optimizer`` under ``warmup_cosine``, read from the model's
+    hyperparameters ``learning_rate``, ``min_learning_rate``, ``warmup_steps`` and ``decay_steps`` (None: the
+    whole run, as its trainer estimates it)."""
+    hparams = model.hparams
+    decay_steps = hparams.decay_steps if hparams.decay_steps is not None else model.trainer.estimated_stepping_batches
+    schedule = partial(warmup_cosine, warmup_steps=hparams.warmup_steps, decay_steps=decay_steps,
+                       min_ratio=hparams.min_learning_rate / hparams.learning_rate)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+__all__ = ["IGNORE_INDEX", "adamw", "check_sampling", "inference", "length_sorted_batches", "sample", "sampler",
+           "warmup_cosine", "warmup_cosine_schedule"]
