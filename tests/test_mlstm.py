@@ -11,9 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from radford.checkpoints import RECORD, load
-from radford.tokenizers.bytes import ByteTokenizer, preprocess
+from radford.checkpoints import Weights, load, write_checkpoint
 from radford.models.mlstm import MLSTM, MLSTMCell, Recurrence, recur
+from radford.tokenizers import from_json
+from radford.tokenizers.bytes import ByteTokenizer, preprocess
 from tests.helpers import error_line, radford_cli
 
 
@@ -109,9 +110,8 @@ def test_features_do_not_depend_on_the_batch():
 
 def save_checkpoint(model: L.LightningModule, path: Path, tokenizer_json: str | None) -> Path:
     """A .ckpt as radford fit writes it (Lightning's weights and arguments, and radford's record)."""
-    cls = type(model)
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
-                RECORD: {"class_path": f"{cls.__module__}.{cls.__qualname__}", "tokenizer": tokenizer_json}}, path)
+    tokenizer = None if tokenizer_json is None else from_json(tokenizer_json)
+    write_checkpoint(Weights(type(model), dict(model.hparams), model.state_dict(), tokenizer), path)
     return path
 
 

@@ -7,10 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
-from radford.checkpoints import RECORD
+from radford.checkpoints import Weights, write_checkpoint
 from radford.cli import main
 from radford.models.dcgan import GRID_PADDING
 from radford.models.gpt import GPT
@@ -77,8 +76,7 @@ def test_seed_repeats_the_picture(checkpoint, tmp_path, capsys):
 def gpt_checkpoint(path: Path) -> Path:
     """A radford checkpoint of a tiny GPT, as radford fit records one."""
     arch = {"vocab_size": 16, "block_size": 8, "n_layer": 1, "n_head": 1, "n_embd": 8}
-    torch.save({"state_dict": GPT(**arch).state_dict(), "hyper_parameters": arch,
-                RECORD: {"class_path": "radford.models.gpt.GPT", "tokenizer": None}}, path)
+    write_checkpoint(Weights(GPT, arch, GPT(**arch).state_dict(), None), path)
     return path
 
 

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from radford.data import corpus
 from radford.data.records import RECORD_FORMATS, field, file_format, open_text, read_records
+from radford.data.tokenizer_state import TokenizerState
 from radford.errors import RadfordError
 from radford.tokenizers.bytes import VOCAB_SIZE, ByteTokenizer, preprocess
 
@@ -68,7 +69,7 @@ class StreamWindows(IterableDataset):
             yield self.inputs[:, window], self.targets[:, window]
 
 
-class ByteData(L.LightningDataModule):
+class ByteData(TokenizerState, L.LightningDataModule):
     """Documents as one byte stream; the first part trains, the held-out tail validates and tests.
 
     Args:

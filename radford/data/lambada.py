@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from radford.data.records import json_records, open_text
+from radford.data.tokenizer_state import TokenizerState
 from radford.errors import RadfordError
 from radford.models.common import IGNORE_INDEX
 from radford.tokenizers import Tokenizer
@@ -82,7 +83,7 @@ def collate(rows: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Te
     return {"input_ids": inputs, "labels": labels}
 
 
-class LambadaData(L.LightningDataModule):
+class LambadaData(TokenizerState, L.LightningDataModule):
     """Last-word prediction passages for ``radford test`` (the ``zeroshot`` model scores them).
 
     Args:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import webdataset as wds
-from webdataset.filters import _shuffle
 from webdataset.shardlists import expand_urls
 from webdataset.utils import pytorch_worker_info
 
@@ -76,7 +75,7 @@ def _shuffled(buffer: int, seed: int) -> Callable[[Iterator[Any]], Iterator[Any]
         epoch += 1
         rank, _, worker, _ = pytorch_worker_info()
         rng = random.Random(hash((seed, rank, worker, epoch)))
-        return _shuffle(samples, bufsize=buffer, initial=buffer, rng=rng)
+        return wds.shuffle(bufsize=buffer, initial=buffer, rng=rng)(samples)
 
     return stage
 
