@@ -32,7 +32,7 @@ from run_radford import run_radford
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from radford.commands.probe import split_indices
+from radford.eval.probe import split_indices
 from radford.eval.probe import DEFAULT_CS
 
 REPO = Path(__file__).resolve().parents[1]

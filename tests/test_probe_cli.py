@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from radford.cli import main
-from radford.commands.probe import Threshold, split_indices
+from radford.eval.probe import Threshold, split_indices
 from radford.tokenizers.bytes import ByteTokenizer
 from radford.models.gpt import GPT
 from radford.models.mlstm import MLSTM

@@ -1,11 +1,8 @@
 """``radford probe``: the sentiment neuron's analysis (Radford et al. 2017, section 4) for any model with features.
 
-A model is probed through one method, the features protocol::
-
-    features(texts: Sequence[str]) -> Tensor  # (len(texts), D), one row per text, float
-
-The mLSTM returns its final cell state after each text (as OpenAI's encoder's ``transform``), GPT its final hidden
-state at each text's last token; any registered model that implements the method is probed the same way.
+A model is probed through the text side of the features protocol (``radford.eval.probe.TextFeatures``): the mLSTM
+returns its final cell state after each text (as OpenAI's encoder's ``transform``), GPT its final hidden state at each
+text's last token; any registered model that declares ``feature_input = "texts"`` is probed the same way.
 
 The labelled texts are split once, by ``seed``: ``test_fraction`` for test, then ``val_fraction`` of the rest for
 validation (``split_indices``). An L1-regularised logistic regression is fitted on the training features with C
@@ -21,7 +18,6 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,44 +27,6 @@ from radford.errors import RadfordError
 
 FEATURE_CHUNK = 512  # texts per call of features(): the progress line moves on this often
 CLASS_COLOURS = ((66, 133, 244, 140), (234, 67, 53, 140))  # translucent, so overlapping bars show both
-
-
-def split_indices(n: int, test_fraction: float = 0.2, val_fraction: float = 0.1,
-                  seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Train, validation and test indices of ``n`` examples: a seeded shuffle, the first ``test_fraction`` for
-    test, then ``val_fraction`` of the remainder for validation. The same arguments give the same split."""
-    order = np.random.default_rng(seed).permutation(n)
-    n_test = round(n * test_fraction)
-    n_val = round((n - n_test) * val_fraction)
-    return order[n_test + n_val :], order[n_test : n_test + n_val], order[:n_test]
-
-
-@dataclass(frozen=True)
-class Threshold:
-    """A one-feature classifier: the second class where ``sign * (value - threshold) > 0``, else the first."""
-
-    threshold: float
-    sign: int
-
-    @classmethod
-    def fit(cls, values: np.ndarray, y: np.ndarray) -> Threshold:
-        """The cut and direction that classify the most of ``values`` right, for 0/1 labels ``y``."""
-        order = np.argsort(values, kind="stable")
-        v, y = values[order], y[order]
-        ones_below = np.concatenate([[0], np.cumsum(y)])  # ones among the k smallest, for k = 0..n
-        zeros_below = np.arange(len(y) + 1) - ones_below
-        up = zeros_below + (ones_below[-1] - ones_below)  # correct when the k smallest are called 0
-        down = ones_below + (zeros_below[-1] - zeros_below)  # ... when they are called 1
-        cuts = np.concatenate([[True], v[1:] > v[:-1], [True]])  # between distinct values only
-        k_up, k_down = (int(np.argmax(np.where(cuts, right, -1))) for right in (up, down))
-        k, sign = (k_up, 1) if up[k_up] >= down[k_down] else (k_down, -1)
-        bounds = np.concatenate([[-np.inf], v, [np.inf]])
-        low, high = bounds[k], bounds[k + 1]
-        threshold = low if np.isinf(high) else high if np.isinf(low) else (low + high) / 2
-        return cls(float(threshold), sign)
-
-    def accuracy(self, values: np.ndarray, y: np.ndarray) -> float:
-        return float(np.mean((self.sign * (values - self.threshold) > 0) == (y == 1)))
 
 
 def read_labelled(path: str, text_field: str, label_field: str) -> tuple[list[str], np.ndarray, list[str]]:
@@ -160,7 +118,7 @@ def main(args: Sequence[str]) -> None:
             raise RadfordError(f"--{name} must be between 0 and 1 (exclusive), got {getattr(options, name)}")
 
     from radford.checkpoints import load
-    from radford.eval.probe import linear_probe
+    from radford.eval.probe import Threshold, linear_probe, split_indices
 
     texts, y, classes = read_labelled(options.data, options.text_field, options.label_field)
     train, val, test = split_indices(len(texts), options.test_fraction, options.val_fraction, options.seed)
@@ -168,9 +126,9 @@ def main(args: Sequence[str]) -> None:
         raise RadfordError(f"{options.data}: {len(texts)} texts are too few to split into train ({len(train)}), "
                            f"validation ({len(val)}) and test ({len(test)}) with both classes in train")
     model = load(options.checkpoint)
-    if not callable(getattr(model, "features", None)):
-        raise RadfordError(f"{options.checkpoint} holds a {type(model).__name__}, which has no features(texts) "
-                           "method to probe")
+    if getattr(model, "feature_input", None) != "texts":
+        raise RadfordError(f"{options.checkpoint} holds a {type(model).__name__}, which has no features of texts to "
+                           "probe (models that have: feature_input = 'texts', as GPT and the mLSTM)")
     x = extract(model, texts)
     probe = linear_probe((x[train], y[train]), (x[val], y[val]), (x[test], y[test]), penalty="l1")
     results = {

@@ -1,20 +1,43 @@
 """Linear probes on frozen features: logistic regression with its regularisation chosen on a validation split.
 
 Used as the papers use them: CLIP's linear-probe evaluation (L2, section 3.2), the sentiment neuron's L1 probe
-(which also shows how few units carry the label), and DCGAN's discriminator features (section 5.1).
+(which also shows how few units carry the label, and how well the top unit alone does, thresholded), and DCGAN's
+discriminator features (section 5.1).
+
+The features protocol: a model offers frozen features through one method, ``features``, and says what it reads in
+``feature_input``: texts (``TextFeatures``: GPT, the mLSTM) or image tensors (``ImageFeatures``: CLIP, DCGAN's
+discriminator, Image GPT). ``radford probe`` reads text models; image models are probed from Python.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+from torch import Tensor
 
 from radford.errors import RadfordError
+
+
+class TextFeatures(Protocol):
+    """A model whose features are of texts: ``(len(texts), D)`` floats, one row per text, whatever the batch."""
+
+    feature_input: Literal["texts"]
+
+    def features(self, texts: Sequence[str]) -> Tensor: ...
+
+
+class ImageFeatures(Protocol):
+    """A model whose features are of images: ``(N, D)`` floats for the model's image tensor ``(N, ...)``."""
+
+    feature_input: Literal["images"]
+
+    def features(self, images: Tensor) -> Tensor: ...
+
 
 # The sweep of inverse regularisation strengths, as in the CLIP paper's probes (log-spaced).
 DEFAULT_CS = tuple(float(c) for c in np.logspace(-3, 3, 13))
@@ -88,3 +111,41 @@ def linear_probe(
     assert best is not None, "Cs is empty"
     val_accuracy, C, classifier = best
     return ProbeResult(classifier, scaler, C, val_accuracy, float(classifier.score(x_test, y_test)))
+
+
+def split_indices(n: int, test_fraction: float = 0.2, val_fraction: float = 0.1,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train, validation and test indices of ``n`` examples: a seeded shuffle, the first ``test_fraction`` for
+    test, then ``val_fraction`` of the remainder for validation. The same arguments give the same split."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = round(n * test_fraction)
+    n_val = round((n - n_test) * val_fraction)
+    return order[n_test + n_val :], order[n_test : n_test + n_val], order[:n_test]
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A one-feature classifier: the second class where ``sign * (value - threshold) > 0``, else the first."""
+
+    threshold: float
+    sign: int
+
+    @classmethod
+    def fit(cls, values: np.ndarray, y: np.ndarray) -> Threshold:
+        """The cut and direction that classify the most of ``values`` right, for 0/1 labels ``y``."""
+        order = np.argsort(values, kind="stable")
+        v, y = values[order], y[order]
+        ones_below = np.concatenate([[0], np.cumsum(y)])  # ones among the k smallest, for k = 0..n
+        zeros_below = np.arange(len(y) + 1) - ones_below
+        up = zeros_below + (ones_below[-1] - ones_below)  # correct when the k smallest are called 0
+        down = ones_below + (zeros_below[-1] - zeros_below)  # ... when they are called 1
+        cuts = np.concatenate([[True], v[1:] > v[:-1], [True]])  # between distinct values only
+        k_up, k_down = (int(np.argmax(np.where(cuts, right, -1))) for right in (up, down))
+        k, sign = (k_up, 1) if up[k_up] >= down[k_down] else (k_down, -1)
+        bounds = np.concatenate([[-np.inf], v, [np.inf]])
+        low, high = bounds[k], bounds[k + 1]
+        threshold = low if np.isinf(high) else high if np.isinf(low) else (low + high) / 2
+        return cls(float(threshold), sign)
+
+    def accuracy(self, values: np.ndarray, y: np.ndarray) -> float:
+        return float(np.mean((self.sign * (values - self.threshold) > 0) == (y == 1)))

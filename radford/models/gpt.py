@@ -133,6 +133,8 @@ class GPT(L.LightningModule):
     next-token ids). ``pretrained`` names a checkpoint whose architecture and weights replace the architecture
     arguments and the random init (the other arguments stay as given)."""
 
+    feature_input = "texts"  # radford.eval.probe.TextFeatures
+
     def __init__(
         self,
         vocab_size: int = 50257,
@@ -248,15 +250,15 @@ class GPT(L.LightningModule):
         """Next-token logits (batch, time, vocab) for token ids (batch, time)."""
         return self.lm_head(self.hidden_states(input_ids))
 
-    def features(self, texts: Sequence[str], batch_size: int = 32) -> Tensor:
-        """The final hidden state (what the LM head reads) at each text's last token, (len(texts), n_embd): the
-        features ``radford probe`` fits on. A text longer than block_size keeps its last block_size tokens."""
-        if getattr(self, "tokenizer", None) is None:
-            raise RadfordError("this GPT has no tokenizer to encode texts with (radford.load sets the saved one)")
-        encoded = [ids[-self.hparams.block_size :] for ids in self.tokenizer.encode_batch(list(texts))]
+    def features(self, inputs: Sequence[str], batch_size: int = 32) -> Tensor:
+        """Frozen features of ``inputs`` (``feature_input``: texts for GPT), one row each: the final hidden state
+        (what the LM head reads) at each text's last token, (len(texts), n_embd); what ``radford probe`` fits on. A
+        text longer than block_size keeps its last block_size tokens. A subclass for other inputs overrides
+        ``feature_ids`` and ``pooled_features``, not this."""
+        encoded = [ids[-self.hparams.block_size :] for ids in self.feature_ids(inputs)]
         empty = next((i for i, ids in enumerate(encoded) if not ids), None)
         if empty is not None:
-            raise RadfordError(f"text {empty} encodes to no tokens: a GPT's features need at least one")
+            raise RadfordError(f"input {empty} encodes to no tokens: a GPT's features need at least one")
         result = torch.empty(len(encoded), self.hparams.n_embd)
         device = self.lm_head.weight.device
         with inference(self):
@@ -266,9 +268,19 @@ class GPT(L.LightningModule):
                 ids = torch.zeros(len(rows), int(lengths.max()), dtype=torch.long, device=device)
                 for row, i in enumerate(rows):
                     ids[row, : len(encoded[i])] = torch.tensor(encoded[i])
-                hidden = self.hidden_states(ids)
-                result[rows] = hidden[torch.arange(len(rows), device=device), lengths - 1].float().cpu()
+                result[rows] = self.pooled_features(ids, lengths).float().cpu()
         return result
+
+    def feature_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """The token ids ``features`` reads for each input: the texts, encoded by the model's tokenizer."""
+        if getattr(self, "tokenizer", None) is None:
+            raise RadfordError("this GPT has no tokenizer to encode texts with (radford.load sets the saved one)")
+        return self.tokenizer.encode_batch(list(texts))
+
+    def pooled_features(self, ids: Tensor, lengths: Tensor) -> Tensor:
+        """One feature row per sequence of right-padded ``ids`` (batch, time) of ``lengths``: the final hidden
+        state at its last token."""
+        return self.hidden_states(ids)[torch.arange(len(ids), device=ids.device), lengths - 1]
 
     def generate(
         self,

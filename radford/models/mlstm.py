@@ -173,6 +173,8 @@ class MLSTM(L.LightningModule):
     (input bytes, next bytes), each (batch, window); consecutive batches continue the same streams, so the
     state carries over (truncated backpropagation) until the data module starts a new pass (batch_idx 0)."""
 
+    feature_input = "texts"  # radford.eval.probe.TextFeatures
+
     def __init__(
         self,
         vocab_size: int = VOCAB_SIZE,
