@@ -147,3 +147,23 @@ def test_pair_data_mistakes(tmp_path):
         _ = PairData(train=str(tmp_path / "bad.csv")).vocab_size
     with pytest.raises(RadfordError, match="not found"):
         _ = PairData(train=str(tmp_path / "none-{000..001}.tar")).vocab_size
+
+
+@pytest.mark.parametrize("resample", [True, False], ids=["resampled", "once"])
+def test_a_stream_in_which_nothing_decodes_stops_in_one_line(tmp_path, resample):
+    """Captions stored under another extension (``.caption``): no sample has ``txt``. An endless resampled stream
+    used to skip every sample for ever; it stops, naming the shards and the files the samples hold."""
+    write_shards([{"__key__": f"{i:04d}", "caption": "a shape", "png": b"x"} for i in range(6)],
+                 str(tmp_path / "part-%03d.tar"), maxcount=3)
+    stream = read_shards(str(tmp_path / "part-{000..001}.tar"), caption, resample=resample, batch_size=2,
+                         collate=list)
+    with pytest.raises(RadfordError, match=r"no sample of .*part-000.tar and 1 more decodes: the samples hold "
+                                           r"caption, png"):
+        next(iter(stream))
+
+
+def test_a_corrupt_shard_that_yields_nothing_stops_a_resampled_stream(tmp_path):
+    (tmp_path / "bad.tar").write_bytes(b"not a tar file" * 100)
+    stream = read_shards(str(tmp_path / "bad.tar"), caption, resample=True)
+    with pytest.raises(RadfordError, match="no sample of .*bad.tar decodes: the samples hold no readable samples"):
+        next(iter(stream))

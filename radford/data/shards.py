@@ -55,15 +55,47 @@ def shard_urls(urls: str | Sequence[str]) -> list[str]:
     return [str(Path(url).expanduser()) if url in local else url for url in expanded]
 
 
-def _decoding(decode: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
-    def apply(sample: dict[str, Any]) -> Any:
-        try:
-            return decode(sample)
-        except (RadfordError, KeyError, ValueError, OSError, UnicodeDecodeError) as error:
-            what = f"no {error}" if isinstance(error, KeyError) else str(error)
-            raise CorruptSample(f"sample {sample.get('__key__')!r} of shard {sample.get('__url__')}: {what}") from error
+class DecodeWatch:
+    """Decodes samples, skipping those that fail, and stops a stream in which nothing decodes: without it, an endless
+    (resampled) stream of shards that are corrupt, or whose samples lack the files asked for, loops for ever.
 
-    return apply
+    ``shards`` counts the shards drawn and ``samples`` yields the decoded samples; once every shard could have been
+    drawn twice over and still nothing decoded, or a finite stream ends so, it raises one line naming the shards and
+    the files their samples hold.
+    """
+
+    def __init__(self, urls: Sequence[str], decode: Callable[[dict[str, Any]], Any]) -> None:
+        self.urls, self.decode = urls, decode
+        self.drawn = self.decoded = 0
+        self.files_seen: set[str] = set()
+
+    def shards(self, source: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for shard in source:
+            self.drawn += 1
+            if self.decoded == 0 and self.drawn > 2 * len(self.urls):
+                self.fail()
+            yield shard
+
+    def samples(self, source: Iterable[dict[str, Any]]) -> Iterator[Any]:
+        for sample in source:
+            try:
+                decoded = self.decode(sample)
+            except (RadfordError, KeyError, ValueError, OSError, UnicodeDecodeError) as error:
+                self.files_seen.update(key for key in sample if not key.startswith("__"))
+                what = f"no {error}" if isinstance(error, KeyError) else str(error)
+                report_and_skip(CorruptSample(f"sample {sample.get('__key__')!r} of shard {sample.get('__url__')}: "
+                                              f"{what}"))
+                continue
+            self.decoded += 1
+            yield decoded
+        if self.decoded == 0:
+            self.fail()
+
+    def fail(self) -> None:
+        shards = self.urls[0] + (f" and {len(self.urls) - 1} more" if len(self.urls) > 1 else "")
+        found = ", ".join(sorted(self.files_seen)) or "no readable samples"
+        raise RadfordError(f"no sample of {shards} decodes: the samples hold {found}; see the warnings above for why "
+                           "each was skipped")
 
 
 def _shuffled(buffer: int, seed: int) -> Callable[[Iterator[Any]], Iterator[Any]]:
@@ -99,14 +131,15 @@ def read_shards(
         keeps a smaller last one. batches_per_epoch: what one loader worker serves in an epoch of an endless stream.
     """
     urls = shard_urls(urls)
+    watch = DecodeWatch(urls, decode)
     shards = wds.ResampledShards(urls, seed=seed, deterministic=True) if resample else wds.SimpleShardList(urls)
     stages: list[Any] = [shards]
     if not resample:
         stages += [wds.split_by_node, wds.split_by_worker]
-    stages.append(wds.tarfile_to_samples(handler=report_and_skip))
+    stages += [watch.shards, wds.tarfile_to_samples(handler=report_and_skip)]
     if shuffle:
         stages.append(_shuffled(shuffle, seed))
-    stages.append(wds.map(_decoding(decode), handler=report_and_skip))
+    stages.append(watch.samples)
     if batch_size is not None:
         stages.append(wds.batched(batch_size, collation_fn=collate, partial=partial))
     pipeline = wds.DataPipeline(*stages)
