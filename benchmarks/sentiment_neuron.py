@@ -32,8 +32,7 @@ from run_radford import run_radford
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from radford.eval.probe import split_indices
-from radford.eval.probe import DEFAULT_CS
+from radford.eval.probe import DEFAULT_CS, split_indices
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("RADFORD_TEST_DATA", REPO.parent / "shared"))

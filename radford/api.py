@@ -6,6 +6,7 @@ from here and declares ``radford>=X.Y,<X+1`` keeps working. Removing or breaking
 after a release in which it warned (``DeprecationWarning``). Everything else in radford (every other module,
 and any name here that starts with ``_``) is internal and may change in any release. ``tests/test_api.py``
 checks that radford's own plugin package and the ``radford new-plugin`` template import nothing else.
+Importing this module is cheap: each name imports its module (torch, Lightning) on first use.
 
 Errors
     ``RadfordError``: raise it for a mistake a user can make (a bad value in a recipe, a missing file), with one
@@ -40,7 +41,8 @@ Checkpoints
 Registry, recipes and the command line
     ``Plugin``, ``PluginLoadError``: an entry point, and the error raised when its code fails to import.
     ``lookup(kind, name)``, ``plugin_names(kind)``, ``plugins(kind)``: a registered plugin, the names of one
-    kind (``models``, ``data``, ``tokenizers``, ``recipes``), and the winning plugin of each name.
+    kind (``models``, ``data``, ``tokenizers``, ``recipes``), and the winning plugin of each name; all three see
+    only the plugins that the ``RADFORD_PLUGINS`` environment variable enables (unset: all).
     ``list_recipes()``, ``find_recipe(name)``: every recipe (a ``Recipe``: name, path, distribution,
     description), and a recipe's file by name.
     ``cli(argv)``: the ``radford`` command in this process, as the console script runs it.
@@ -48,43 +50,50 @@ Registry, recipes and the command line
 
 from __future__ import annotations
 
-from radford.checkpoints import load
-from radford.cli import main as cli
-from radford.data.pixels import normalize, open_image, resize_center_crop, to_tensor
-from radford.errors import RadfordError
-from radford.eval.probe import ProbeResult, linear_probe
-from radford.models.gpt import GPT, MLP, Block, CausalSelfAttention, KVCache, adamw, sample, warmup_cosine
-from radford.recipes import Recipe, list_recipes
-from radford.recipes import find as find_recipe
-from radford.registry import Plugin, PluginLoadError, lookup, plugins
-from radford.registry import names as plugin_names
-from radford.tokenizers import Tokenizer
+import importlib
+from typing import Any
 
-__all__ = [
-    "GPT",
-    "MLP",
-    "Block",
-    "CausalSelfAttention",
-    "KVCache",
-    "Plugin",
-    "PluginLoadError",
-    "ProbeResult",
-    "RadfordError",
-    "Recipe",
-    "Tokenizer",
-    "adamw",
-    "cli",
-    "find_recipe",
-    "linear_probe",
-    "list_recipes",
-    "load",
-    "lookup",
-    "normalize",
-    "open_image",
-    "plugin_names",
-    "plugins",
-    "resize_center_crop",
-    "sample",
-    "to_tensor",
-    "warmup_cosine",
-]
+# Where each public name lives. Resolved on first use (vLLM's `vllm/__init__.py` does the same), so that
+# `import radford.api` costs no torch or Lightning import: a plugin's listing and its light helpers stay fast.
+_EXPORTS = {
+    "GPT": "radford.models.gpt:GPT",
+    "MLP": "radford.models.gpt:MLP",
+    "Block": "radford.models.gpt:Block",
+    "CausalSelfAttention": "radford.models.gpt:CausalSelfAttention",
+    "KVCache": "radford.models.gpt:KVCache",
+    "Plugin": "radford.registry:Plugin",
+    "PluginLoadError": "radford.registry:PluginLoadError",
+    "ProbeResult": "radford.eval.probe:ProbeResult",
+    "RadfordError": "radford.errors:RadfordError",
+    "Recipe": "radford.recipes:Recipe",
+    "Tokenizer": "radford.tokenizers:Tokenizer",
+    "adamw": "radford.models.common:adamw",
+    "cli": "radford.cli:main",
+    "find_recipe": "radford.recipes:find",
+    "linear_probe": "radford.eval.probe:linear_probe",
+    "list_recipes": "radford.recipes:list_recipes",
+    "load": "radford.checkpoints:load",
+    "lookup": "radford.registry:lookup",
+    "normalize": "radford.data.pixels:normalize",
+    "open_image": "radford.data.pixels:open_image",
+    "plugin_names": "radford.registry:names",
+    "plugins": "radford.registry:plugins",
+    "resize_center_crop": "radford.data.pixels:resize_center_crop",
+    "sample": "radford.models.common:sample",
+    "to_tensor": "radford.data.pixels:to_tensor",
+    "warmup_cosine": "radford.models.common:warmup_cosine",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, _, attr = _EXPORTS[name].partition(":")
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

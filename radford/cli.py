@@ -11,7 +11,6 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from radford import recipes, registry
 from radford.errors import RadfordError
 
 
@@ -22,49 +21,13 @@ class ArgumentParser(argparse.ArgumentParser):
         raise RadfordError(f"{self.prog}: {message}")
 
 
-def show_plugins(args: Sequence[str]) -> None:
-    """List every registered plugin, its distribution, and whether it loads."""
-    ArgumentParser(prog="radford plugins", description=show_plugins.__doc__).parse_args(args)
-    for kind in registry.GROUPS:
-        print(f"{kind}:")
-        for plugin in registry.plugins(kind):
-            try:
-                plugin.load()
-                state = "ok"
-            except registry.PluginLoadError as error:
-                state = f"BROKEN: {error}"
-            print(f"  {plugin.name:<18} {plugin.distribution:<18} {plugin.target:<40} {state}")
-        for name, claims in registry.clashes(kind).items():
-            if not any(p.builtin for p in claims):
-                owners = " and ".join(p.distribution for p in claims)
-                print(f"  {name:<18} CLASH: claimed by {owners}; use the full class path")
-
-
-def show_recipes(args: Sequence[str]) -> None:
-    """List every bundled and plugin-provided recipe with its description."""
-    ArgumentParser(prog="radford recipes", description=show_recipes.__doc__).parse_args(args)
-    for recipe in recipes.list_recipes():
-        print(f"{recipe.name:<24} {recipe.distribution:<14} {recipe.description}")
-
-
-def convert_checkpoint(args: Sequence[str]) -> None:
-    """Convert a radford .ckpt to a Hugging Face folder, or a Hugging Face GPT folder to a .ckpt."""
-    parser = ArgumentParser(prog="radford convert", description=convert_checkpoint.__doc__)
-    parser.add_argument("src", help="a radford .ckpt file, or a Hugging Face GPT-2 or GPT-1 (openai-gpt) folder")
-    parser.add_argument("dst", help="the Hugging Face folder, or the .ckpt file, to write")
-    options = parser.parse_args(args)
-    from radford.checkpoints import convert
-
-    print(f"wrote {convert(options.src, options.dst)}")
-
-
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 # name: "module:function"; a command's module is imported only when it runs (or for its summary in --help).
 COMMANDS = {
-    "plugins": "radford.cli:show_plugins",
-    "recipes": "radford.cli:show_recipes",
-    "convert": "radford.cli:convert_checkpoint",
+    "plugins": "radford.commands.plugins:main",
+    "recipes": "radford.commands.recipes:main",
+    "convert": "radford.commands.convert:main",
     "generate": "radford.commands.generate:main",
     "sample": "radford.commands.sample:main",
     "probe": "radford.commands.probe:main",

@@ -37,7 +37,8 @@ class Recipe:
 
 
 def _folders() -> list[tuple[registry.Plugin, Path]]:
-    """Recipe folders, built-ins first; a folder whose package fails to import is skipped."""
+    """Recipe folders that ``RADFORD_PLUGINS`` enables, built-ins first; one whose package fails to import is
+    skipped."""
     found = []
     for plugin in sorted(registry.plugins("recipes"), key=lambda p: (not p.builtin, p.name)):
         try:
@@ -69,7 +70,10 @@ def find(recipe: str) -> Path:
         if candidate.name == name:
             return candidate.path
     valid = ", ".join(r.name for r in known)
-    raise RadfordError(f"unknown recipe {recipe!r}: no such file, and no bundled recipe of that name; valid: {valid}")
+    hidden = sorted({p.distribution for p in registry.registered("recipes") if not p.enabled})
+    switched_off = f" ({registry.SWITCH} disables the recipes of {', '.join(hidden)})" if hidden else ""
+    raise RadfordError(f"unknown recipe {recipe!r}: no such file, and no bundled recipe of that name; valid: {valid}"
+                       f"{switched_off}")
 
 
 def load(path: Path) -> dict[str, Any]:

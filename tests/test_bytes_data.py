@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from radford.data.bytes import ByteData, StreamWindows
-from radford.tokenizers.bytes import ByteTokenizer, preprocess
 from radford.errors import RadfordError
 from radford.tokenizers import from_json
+from radford.tokenizers.bytes import ByteTokenizer, preprocess
 
 
 def test_preprocess_is_the_reference_encoders():

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from radford.cli import main
+from radford.cli import COMMANDS, LIGHTNING_COMMANDS, main
 from tests.helpers import error_line, radford_cli
 
 
@@ -42,6 +42,7 @@ def quiet_lightning():
         (["fit", "--recipe", "gpt2-tiny", "--data.init_args.sources", "[/no/such/file.txt]"],
          ["'/no/such/file.txt' not found", "stdlib"]),
         (["fti"], ["'fti'", "fit, validate, test, predict, plugins, recipes"]),
+        (["plugins", "--chek"], ["radford plugins: unrecognized arguments: --chek"]),
     ],
 )
 def test_bad_input_is_one_clear_line(capsys, args, expected):
@@ -75,11 +76,22 @@ def test_listing_commands(capsys):
     main(["recipes"])
     out = capsys.readouterr().out
     assert "gpt2-tiny" in out and "Python standard library" in out and "strategy/fsdp" in out
-    main(["plugins"])
-    out = capsys.readouterr().out
-    assert "gpt2" in out and "radford.models.gpt:GPT" in out and "BROKEN" not in out
+    main(["plugins", "--check"])  # imports every registered plugin: each of radford's own must load
+    rows = [line.split(maxsplit=3) for line in capsys.readouterr().out.splitlines() if line.startswith(" ")]
+    assert ["gpt2", "radford", "radford.models.gpt:GPT", "ok"] in rows
+    assert [row for row in rows if row[1] == "radford" and row[3:] != ["ok"]] == []
+
+
+def test_help_lists_every_command_with_its_summary(capsys):
+    main(["--help"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "usage: radford COMMAND [options]"
+    listed = {line.split()[0]: line for line in lines if line.startswith("  ")}
+    assert set(listed) == {*LIGHTNING_COMMANDS, *COMMANDS}
+    assert "--recipe NAME_OR_YAML" in listed["fit"]
+    assert "without importing" in listed["plugins"] and "description" in listed["recipes"]
     main([])
-    assert "fit" in capsys.readouterr().out
+    assert capsys.readouterr().out.splitlines() == lines
 
 
 def test_misspelt_trainer_key_in_a_recipe(capsys, tmp_path):

@@ -14,10 +14,10 @@ from PIL import Image
 
 from radford.cli import main
 from radford.eval.probe import Threshold, split_indices
-from radford.tokenizers.bytes import ByteTokenizer
 from radford.models.gpt import GPT
 from radford.models.mlstm import MLSTM
 from radford.tokenizers import Char
+from radford.tokenizers.bytes import ByteTokenizer
 from tests.helpers import error_line
 from tests.test_mlstm import save_checkpoint
 

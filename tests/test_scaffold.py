@@ -28,8 +28,9 @@ def test_scaffold_installs_passes_its_tests_and_trains(tmp_path, capsys):
                            env=env, capture_output=True, text=True, timeout=600)
     assert tests.returncode == 0 and "2 passed" in tests.stdout, tests.stdout[-3000:]
 
-    listing = radford_cli("plugins", pythonpath=site)
-    assert any(line.split()[:2] == ["scaffolded", "radford-scaffolded"] for line in listing.stdout.splitlines())
+    listing = radford_cli("plugins", "--check", pythonpath=site).stdout.splitlines()
+    assert ["scaffolded", "radford-scaffolded", "radford_scaffolded.model:Scaffolded", "ok"] in [
+        line.split() for line in listing]
     fit = radford_cli("fit", "--recipe", "scaffolded", "--trainer.max_steps", "3", pythonpath=site, cwd=tmp_path)
     assert fit.returncode == 0, fit.stderr[-2000:]
     assert (tmp_path / "runs" / "scaffolded" / "version_0" / "checkpoints" / "last.ckpt").is_file()

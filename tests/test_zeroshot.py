@@ -19,12 +19,12 @@ from transformers import GPT2Config, GPT2LMHeadModel, OpenAIGPTConfig, OpenAIGPT
 from radford.checkpoints import RecordForLoad
 from radford.data.lambada import LambadaData, collate, encode_passage, read_passages, split_last_word
 from radford.data.text import StridedWindows, TextData
-from radford.models.common import IGNORE_INDEX
 from radford.errors import RadfordError
+from radford.models.common import IGNORE_INDEX
 from radford.models.gpt import GPT1
 from radford.models.zeroshot import ZeroShot, token_bytes
 from radford.tokenizers import BPE, Char
-from tests.helpers import radford_cli
+from tests.helpers import quiet_trainer, radford_cli
 
 # Prose with two-, three- and four-byte characters, so that some BPE tokens hold part of a character.
 TEXT = (
@@ -78,9 +78,7 @@ def hf_model(folder: Path) -> nn.Module:
 
 
 def run_test(model: ZeroShot, data: L.LightningDataModule) -> dict[str, float]:
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
-    [results] = trainer.test(model, datamodule=data, verbose=False)
+    [results] = quiet_trainer().test(model, datamodule=data, verbose=False)
     return results
 
 
@@ -214,8 +212,7 @@ def test_radford_gpt1_checkpoint(bpe: BPE, text_file: Path, tmp_path: Path) -> N
     with torch.no_grad():  # far from uniform predictions, so that a wrong context shows in the loss
         for param in model.parameters():
             param.normal_(std=0.3)
-    trainer = L.Trainer(accelerator="cpu", max_steps=1, limit_val_batches=0, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[RecordForLoad()])
+    trainer = quiet_trainer(max_steps=1, limit_val_batches=0, callbacks=[RecordForLoad()])
     # One step at the warmup's learning rate of 0: a checkpoint as `radford fit` writes, of the weights above.
     trainer.fit(model, TextData(str(corpus), tokenizer=bpe, block_size=16, batch_size=2, cache_dir=str(tmp_path)))
     trainer.save_checkpoint(tmp_path / "gpt1.ckpt")
@@ -234,7 +231,7 @@ def test_vocabulary_mismatch_is_one_line(hf_folder: Path, bpe: BPE) -> None:
 
 def test_zeroshot_needs_the_tokenizer_of_its_data(hf_folder: Path, bpe: BPE) -> None:
     windows = StridedWindows(np.array(bpe.encode(TEXT)), 16)
-    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = quiet_trainer()
     with pytest.raises(RadfordError, match="data module with a tokenizer"):
         trainer.test(ZeroShot(str(hf_folder), vocab_size=bpe.vocab_size), dataloaders=DataLoader(windows))
 

@@ -34,10 +34,12 @@ def check_name(name: str) -> str:
                            f"named {PREFIX}NAME): radford new-plugin {name.removeprefix(PREFIX)}")
     if not NAME_PATTERN.fullmatch(name):
         raise RadfordError(f"invalid plugin name {name!r}: use {NAME_RULE}")
-    # The model, the data module and the recipe all register as NAME; a taken name would lose to its owner.
+    # The model, the data module and the recipe all register as NAME; a taken name would lose to its owner,
+    # even to one that RADFORD_PLUGINS hides today.
     for kind in ("models", "data"):
-        if name in registry.names(kind):
-            owner = registry.lookup(kind, name).distribution
+        # registered() lists built-ins first, so the owner named is the one that wins the name.
+        owner = next((plugin.distribution for plugin in registry.registered(kind) if plugin.name == name), None)
+        if owner:
             raise RadfordError(f"plugin name {name!r} is taken: {owner} registers a {kind.removesuffix('s')} "
                                "of that name; choose another")
     for recipe in recipes.list_recipes():
