@@ -1,9 +1,13 @@
 """Shared fixtures."""
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
+import lightning as L
 import pytest
+
+from tests import helpers
 
 # Real data (GPT-2's vocabulary, Tiny Shakespeare) lives beside the repository, not in it.
 DEFAULT_SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
@@ -35,3 +39,9 @@ def small_corpus(tmp_path_factory) -> Path:
         for source in sorted((stdlib / package).glob("*.py")):
             (folder / f"{package}_{source.name}").write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
     return folder
+
+
+@pytest.fixture
+def quiet_trainer() -> Callable[..., L.Trainer]:
+    """Makes CPU trainers without logger, checkpoints, progress bar or model summary: ``quiet_trainer(max_steps=5)``."""
+    return helpers.quiet_trainer

@@ -1,4 +1,4 @@
-"""Helpers shared by tests: run the radford CLI in a subprocess, build and pip-install plugin packages."""
+"""Helpers shared by tests: a quiet Lightning trainer, the radford CLI in a subprocess, plugin packages installed."""
 
 from __future__ import annotations
 
@@ -8,11 +8,22 @@ import sys
 import textwrap
 from pathlib import Path
 
+import lightning as L
 import pytest
 
 from radford.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
+# What a test's trainer leaves out: no GPU (CI has none; results must not depend on one), no logs, checkpoints,
+# progress bar or model summary in the test's output or working directory.
+QUIET = dict(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+             enable_model_summary=False)
+
+
+def quiet_trainer(**overrides) -> L.Trainer:
+    """A ``lightning.Trainer`` for tests, ``QUIET`` unless ``overrides`` say otherwise (the ``quiet_trainer``
+    fixture; import it where a fixture cannot reach, in a module's helper function)."""
+    return L.Trainer(**{**QUIET, **overrides})
 
 
 def radford_cli(*args: str, pythonpath: Path | None = None, cwd: Path | None = None,

@@ -103,6 +103,7 @@ def test_conversions_round_trip_exactly(tmp_path, model_type):
     assert_same_state(model.state_dict(), a["state_dict"])
 
 
+@pytest.mark.slow
 def test_fit_checkpoint_loads_with_its_tokenizer(fit_checkpoint):
     model = radford.load(fit_checkpoint)
     checkpoint = torch.load(fit_checkpoint, weights_only=True)
@@ -122,6 +123,7 @@ def test_fit_checkpoint_loads_with_its_tokenizer(fit_checkpoint):
     assert_same_state(state_dict, checkpoint["state_dict"])
 
 
+@pytest.mark.slow
 def test_fit_checkpoint_round_trips_through_hf_by_the_cli(fit_checkpoint, tmp_path, capsys):
     main(["convert", str(fit_checkpoint), str(tmp_path / "hf")])
     main(["convert", str(tmp_path / "hf"), str(tmp_path / "back.ckpt")])
@@ -171,6 +173,7 @@ def truncated_safetensors(path: Path, fit_checkpoint: Path) -> None:
     (path / "model.safetensors").write_bytes(data[: len(data) // 2])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("make", "expected"),
     [
@@ -202,6 +205,7 @@ def test_bad_checkpoint_is_one_line_naming_it(tmp_path, fit_checkpoint, make, ex
         assert "\n" not in message and str(path) in message and expected in message, message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("section", "key", "value", "expected"),
     [
@@ -230,6 +234,7 @@ def test_checkpoint_without_tokenizer_says_so(tmp_path):
 
 
 
+@pytest.mark.slow
 def test_convert_refuses_a_destination_of_the_wrong_kind(tmp_path, fit_checkpoint):
     hf_folder("gpt2", tmp_path / "hf")
     with pytest.raises(RadfordError, match=r"converts to a model folder, and .*out\.ckpt"):

@@ -2,7 +2,6 @@ import inspect
 import math
 import random
 
-import lightning as L
 import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -193,13 +192,12 @@ def test_rejects_bad_config(override, match):
         GPT(**{**TINY, **override})
 
 
-def test_trainer_fits_and_reports_token_weighted_validation():
+def test_trainer_fits_and_reports_token_weighted_validation(quiet_trainer):
     torch.manual_seed(0)
     data = torch.randint(TINY["vocab_size"], (10, TINY["block_size"] + 1))
     train = DataLoader(TensorDataset(data[:, :-1], data[:, 1:]), batch_size=2)
     model = GPT(**TINY)
-    trainer = L.Trainer(max_steps=5, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, accelerator="cpu")
+    trainer = quiet_trainer(max_steps=5)
     trainer.fit(model, train)
     assert torch.isfinite(trainer.callback_metrics["train_loss"])
     assert trainer.callback_metrics["tokens_per_sec"] > 0

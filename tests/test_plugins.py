@@ -169,6 +169,7 @@ def test_switch_is_read_on_every_lookup(monkeypatch):
         registry.names("models")
 
 
+@pytest.mark.slow
 def test_plugin_model_and_recipe_train_by_short_name(plugin_path, tmp_path):
     recipes = radford_cli("recipes", pythonpath=plugin_path)
     assert "toy-fit" in recipes.stdout and "A toy regression from the toy plugin." in recipes.stdout

@@ -31,6 +31,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from radford.data.pixels import Mode, open_image, resize_center_crop, to_tensor
+from radford.data.shards import read_shards
 from radford.errors import RadfordError
 
 DIGITS = "digits"
@@ -204,8 +205,6 @@ def shard_images(urls: str | list[str], image_size: int, mode: Mode) -> Iterable
     """The images of WebDataset shards (``radford.data.shards``), shuffled in a buffer; each process and loader
     worker reads its own shards. A sample without an image, or whose image does not decode, is reported and
     skipped."""
-    from radford.data.shards import read_shards
-
     extensions = {suffix.lstrip(".") for suffix in Image.registered_extensions()}
 
     def decode(sample: dict) -> Tensor:

@@ -191,7 +191,11 @@ class TaskData(TokenizerState, L.LightningDataModule):
             if self.sources["train"] is None:
                 raise RadfordError(f"the {type(self.tokenizer).__name__} tokenizer learns from the training "
                                    "texts, but no train file is given")
-            self.tokenizer.train(text for _, record in self._split_records("train") for text in self._texts(record))
+            texts = (text for _, record in self._split_records("train") for text in self._texts(record))
+            try:
+                self.tokenizer.train(texts)
+            except RadfordError as error:
+                raise RadfordError(f"train file {self.sources['train']!r}: {error}") from error
         return self.tokenizer.vocab_size
 
     def records(self, split: str) -> list[dict[str, Any]]:
