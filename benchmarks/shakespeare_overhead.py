@@ -77,7 +77,7 @@ def plain_loop(text: Path, max_steps: int) -> dict[str, Any]:
     trainer_cfg, model_cfg = recipe["trainer"], recipe["model"]
     L.seed_everything(recipe["seed_everything"])  # before anything is built, as LightningCLI does
 
-    data = build(recipe["data"], sources=[str(text)])
+    data = build(recipe["data"], sources=[str(text)], block_size=model_cfg["init_args"]["block_size"])
     data.prepare_data()  # reads the token cache (warm: the script's warm-up run filled it)
     # The CLI links data.vocab_size into the model; betas arrive as a list from YAML, a tuple through the CLI.
     init_args = dict(model_cfg["init_args"], betas=tuple(model_cfg["init_args"]["betas"]))

@@ -1,6 +1,6 @@
 """What a long run meets: pre-emption, Ctrl-C, a diverging loss, a kill mid-save, and a resume that cannot match.
 
-``radford fit`` adds all of these to every run (``radford.cli``):
+``radford fit`` adds all of these to every run (``radford.lightning_cli``):
 
 - ``AtomicCheckpointIO`` writes each checkpoint to a temporary file beside it and renames it into place, so a kill
   at any moment leaves the previous ``last.ckpt`` or the new one, never half of one. (Lightning's own writer
@@ -10,10 +10,10 @@
   resumable ``last.ckpt`` and stops; a second Ctrl-C aborts at once.
 - ``StopOnNonFiniteLoss``: a NaN or infinite loss stops the run before the step that would spread it into the
   weights, naming the step and the last good checkpoint.
-- ``model_arguments_replaced`` and ``check_resumable``: resuming with ``--ckpt_path`` under a recipe whose model
-  arguments differ from the checkpoint's names the fields (Lightning silently rebuilds the model with the
-  checkpoint's), and a model that cannot hold its weights (another vocabulary, say) is refused before Lightning
-  fails on a shape.
+- ``read_resumable``, ``model_arguments_replaced`` and ``check_resumable``: resuming with ``--ckpt_path`` reads
+  the checkpoint once (``AtomicCheckpointIO.reuse`` hands that read to Lightning's restore); a recipe whose model
+  arguments differ from the checkpoint's names the fields (the model is rebuilt with the checkpoint's), and a
+  model that cannot hold its weights (another vocabulary, say) is refused before Lightning fails on a shape.
 """
 
 from __future__ import annotations
@@ -46,7 +46,23 @@ class Stopped(SIGTERMException):
         self.reason, self.step, self.checkpoint = reason, step, checkpoint
 
 
+def read_resumable(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """A Lightning checkpoint's contents (tensors memory-mapped, no pickled code run); one line for anything else."""
+    checkpoint = torch_load(path, map_location=map_location)
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise RadfordError(f"{path} is not a Lightning checkpoint: it has no state_dict to resume from")
+    return checkpoint
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self._read: tuple[Path, dict[str, Any]] | None = None
+
+    def reuse(self, path: str | os.PathLike, checkpoint: dict[str, Any]) -> None:
+        """The next load of ``path`` returns ``checkpoint``, read already (the CLI reads a resumed one first)."""
+        self._read = (Path(path).resolve(), checkpoint)
+
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
         def save(tmp: Path) -> None:
             with open(tmp, "wb") as file:
@@ -57,10 +73,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         write_atomically(Path(path), save)
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
-        checkpoint = torch_load(path, map_location=map_location or "cpu")
-        if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-            raise RadfordError(f"{path} is not a Lightning checkpoint: it has no state_dict to resume from")
-        return checkpoint
+        read, self._read = self._read, None
+        if read is not None and read[0] == Path(path).resolve() and map_location in (None, "cpu"):
+            return read[1]
+        return read_resumable(path, map_location or "cpu")
 
 
 def _checkpoint_path(trainer: L.Trainer) -> Path:
@@ -143,16 +159,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def model_arguments_replaced(ckpt_path: str | os.PathLike, model_config: Any, linked: Collection[str] = ()) -> str:
-    """What resuming from ``ckpt_path`` changes in the recipe's model arguments: Lightning rebuilds the model with
-    the checkpoint's. Empty when nothing changes; one line naming the fields otherwise.
+def model_arguments_replaced(checkpoint: dict[str, Any], model_config: Any, linked: Collection[str] = ()) -> str:
+    """What resuming from ``checkpoint`` changes in the recipe's model arguments: the model is rebuilt with the
+    checkpoint's. Empty when nothing changes; one line naming the fields otherwise.
 
     ``linked`` arguments are set from the data module when it is built, later than this: ``check_resumable``
     compares those through the shapes of the weights.
     """
-    checkpoint = torch_load(ckpt_path)
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
-        raise RadfordError(f"{ckpt_path} is not a Lightning checkpoint: it has no state_dict to resume from")
     saved = checkpoint.get("hyper_parameters") or {}
     configured = _plain(getattr(model_config, "init_args", None)) or {}
     fields = [f"{key} {saved[key]!r} (recipe: {configured[key]!r})" for key in sorted(saved)
@@ -160,13 +173,10 @@ def model_arguments_replaced(ckpt_path: str | os.PathLike, model_config: Any, li
     return f"the model keeps the checkpoint's settings: {', '.join(fields)}" if fields else ""
 
 
-def check_resumable(model: L.LightningModule, ckpt_path: str | os.PathLike) -> None:
-    """Refuse, naming the fields that differ, a checkpoint whose weights this model cannot hold."""
-    checkpoint = torch_load(ckpt_path)
-    saved = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
-    if not isinstance(saved, dict):
-        raise RadfordError(f"{ckpt_path} is not a Lightning checkpoint: it has no state_dict to resume from")
-    ours = model.state_dict()
+def check_resumable(model: L.LightningModule, checkpoint: dict[str, Any], ckpt_path: str | os.PathLike) -> None:
+    """Refuse, naming the fields that differ, a checkpoint (read from ``ckpt_path``) whose weights this model
+    cannot hold."""
+    saved, ours = checkpoint["state_dict"], model.state_dict()
     mismatched = sorted(set(saved) ^ set(ours)) + [
         name for name in saved.keys() & ours.keys() if saved[name].shape != ours[name].shape
     ]

@@ -12,7 +12,7 @@ from tests.helpers import radford_cli
 STEPS = 8
 RUN = f"""\
 model: {{init_args: {{n_layer: 1, n_head: 2, n_embd: 32, block_size: 32, warmup_steps: 2, dropout: 0.0}}}}
-data: {{init_args: {{block_size: 32, tokenizer: {{class_path: char}}}}}}
+data: {{init_args: {{tokenizer: {{class_path: char}}}}}}
 trainer: {{max_steps: {STEPS}, limit_val_batches: 0, log_every_n_steps: 1, accelerator: cpu}}
 """
 

@@ -13,13 +13,14 @@ import lightning as L
 import pytest
 import torch
 
+from radford.cli import main
 from radford.errors import RadfordError
 from radford.faults import AtomicCheckpointIO
 from tests.helpers import ROOT, radford_cli
 
 RUN = """\
 model: {init_args: {n_layer: 1, n_head: 2, n_embd: 32, block_size: 32, warmup_steps: 2}}
-data: {init_args: {block_size: 32, batch_size: 8, tokenizer: {class_path: char}}}
+data: {init_args: {batch_size: 8, tokenizer: {class_path: char}}}
 trainer: {val_check_interval: 2, limit_val_batches: 1, log_every_n_steps: 1}
 """
 
@@ -92,6 +93,7 @@ def test_sigterm_saves_a_checkpoint_that_resumes(tmp_path, small_corpus):
     assert f"`max_steps={step + 2}` reached" in resumed.stderr
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_naming_the_step_and_the_last_good_checkpoint(tmp_path, small_corpus):
     (tmp_path / "run.yaml").write_text(RUN)
     result = radford_cli(*fit_args(small_corpus, "--trainer.max_steps", "10",
@@ -104,6 +106,7 @@ def test_nan_loss_stops_naming_the_step_and_the_last_good_checkpoint(tmp_path, s
     assert all(torch.isfinite(t).all() for t in weights.values())
 
 
+@pytest.mark.slow
 def test_truncated_and_foreign_checkpoints_are_one_line(workdir, small_corpus, checkpoint):
     truncated = workdir / "truncated.ckpt"
     truncated.write_bytes(checkpoint.read_bytes()[:5000])
@@ -114,6 +117,7 @@ def test_truncated_and_foreign_checkpoints_are_one_line(workdir, small_corpus, c
         assert line == f"radford: error: cannot read checkpoint {bad}: truncated, corrupt, or not from torch.save"
 
 
+@pytest.mark.slow
 def test_resuming_with_changed_model_arguments_names_those_the_checkpoint_keeps(workdir, small_corpus, checkpoint):
     result = radford_cli(*fit_args(small_corpus, "--model.init_args.n_embd", "64", "--model.init_args.n_head", "4",
                                    "--trainer.max_steps", "4", "--ckpt_path", str(checkpoint)), cwd=workdir)
@@ -122,12 +126,42 @@ def test_resuming_with_changed_model_arguments_names_those_the_checkpoint_keeps(
             "n_head 2 (recipe: 4)\n") in result.stderr
 
 
+@pytest.mark.slow
 def test_resuming_with_another_vocabulary_names_it(workdir, checkpoint):
     digits = workdir / "digits.txt"
     digits.write_text("0123456789\n" * 2000)  # a character vocabulary of 11, not the checkpoint's
     line = one_error_line(radford_cli(*fit_args(digits, "--ckpt_path", str(checkpoint)), cwd=workdir))
     assert line.startswith(f"radford: error: cannot resume from {checkpoint}: the recipe's model does not match it")
     assert "vocab_size" in line and "11 now" in line
+
+
+@pytest.mark.slow
+def test_resuming_reads_the_checkpoint_once(workdir, small_corpus, checkpoint, monkeypatch):
+    """The note, the shape check, the checkpoint's model arguments and Lightning's restore share one read."""
+    reads = []
+    load = torch.load
+
+    def counted(path, *args, **kwargs):
+        reads.append(Path(path))
+        return load(path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counted)
+    monkeypatch.chdir(workdir)
+    main(fit_args(small_corpus, "--model.init_args.n_layer", "2", "--trainer.max_steps", "5", "--ckpt_path",
+                  str(checkpoint), "--trainer.enable_progress_bar", "false"))
+    assert reads == [checkpoint]
+    resumed = max((workdir / "runs" / "gpt2-tiny").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+    assert load(resumed / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 5  # it did resume
+
+
+def test_a_reused_read_serves_one_load(tmp_path):
+    path = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"state_dict": {}, "global_step": 1}, path)
+    read = {"state_dict": {}, "global_step": 7}
+    io.reuse(path, read)
+    assert io.load_checkpoint(str(path)) is read
+    assert io.load_checkpoint(path)["global_step"] == 1  # read from the file again after that
 
 
 def test_a_save_that_dies_midway_leaves_the_previous_checkpoint(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ from tests.helpers import radford_cli
 STEPS, SAVE_AT = 40, 15  # an epoch here is 20 batches: the save is mid-epoch and the run crosses an epoch end
 RUN = f"""\
 model: {{init_args: {{n_layer: 1, n_head: 2, n_embd: 32, block_size: 64, warmup_steps: 5}}}}
-data: {{init_args: {{block_size: 64, batch_size: 24, tokenizer: {{class_path: char}}}}}}
+data: {{init_args: {{batch_size: 24, tokenizer: {{class_path: char}}}}}}
 trainer:
   max_steps: {STEPS}
   limit_val_batches: 0

@@ -139,6 +139,8 @@ class DCGAN(L.LightningModule):
             to TensorBoard), always from the same noise so that the grids show training progress; 0 saves none.
     """
 
+    feature_input = "images"  # radford.eval.probe.ImageFeatures
+
     def __init__(
         self,
         image_size: int = 64,
@@ -213,9 +215,6 @@ class DCGAN(L.LightningModule):
 
     def training_step(self, batch: Tensor | tuple[Tensor, ...] | list[Tensor], batch_idx: int) -> None:
         real = batch[0] if isinstance(batch, (tuple, list)) else batch
-        if tuple(real.shape[1:]) != self.image_shape:
-            raise RadfordError(f"the data gives images of shape {tuple(real.shape[1:])}, the model makes "
-                               f"{self.image_shape}: give data and model the same image_size and channels")
         opt_d, opt_g = self.optimizers()
         fake = self(self.noise(real.shape[0]))
         ones, zeros = torch.ones(real.shape[0], device=self.device), torch.zeros(real.shape[0], device=self.device)

@@ -28,8 +28,6 @@ from radford.models.gpt import ARCHITECTURE, GPT
 from radford.tasks import NUM_SPECIAL, Task, check_task
 
 Batch = dict[str, Tensor]
-# Sequences per example, where the task fixes it (multiple choice has one per choice).
-SEQUENCES = {"classification": 1, "entailment": 1, "similarity": 2}
 
 
 def warmup_linear(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -56,7 +54,7 @@ class GPTFineTune(L.LightningModule):
     """A GPT with a linear head for a classification, entailment, similarity or multiple-choice task.
 
     Args:
-        task: the input transformation and head (section 3.3); the data module must name the same task.
+        task: the input transformation and head (section 3.3); the CLI gives the data module this task.
         num_classes: classes for classification and entailment; for similarity 1 means a regression on a score
             (mean squared error), more a classification of the pair. Multiple choice scores each choice and
             ignores it.
@@ -140,10 +138,6 @@ class GPTFineTune(L.LightningModule):
         """Every sequence's final hidden states (examples * sequences, time, n_embd) and the states at each
         extract token, the last non-padding position (examples, sequences, n_embd)."""
         examples, sequences, _ = input_ids.shape
-        expected = SEQUENCES.get(self.hparams.task, sequences)
-        if sequences != expected:
-            raise RadfordError(f"batches hold {sequences} sequences per example but task {self.hparams.task} "
-                               f"reads {expected}: give the data module and the model the same task")
         hidden = self.gpt.hidden_states(input_ids.flatten(0, 1))
         # A missing choice (length 0) reads position 0; its score is masked out below.
         last = (lengths.flatten() - 1).clamp(min=0)

@@ -63,9 +63,6 @@ class IGPT(GPT):
         data = getattr(self.trainer, "datamodule", None)
         if not (hasattr(data, "sequence_length") and hasattr(data, "palette")):  # not a PixelData
             return
-        if data.sequence_length != self.hparams.block_size:
-            raise RadfordError(f"block_size {self.hparams.block_size} does not fit the data's images of "
-                               f"{data.sequence_length} pixels: set model.init_args.block_size to that")
         centers = torch.as_tensor(data.palette().centers)  # fit to the training images if not yet
         if centers.shape != self.palette.shape:
             raise RadfordError(f"the data's palette is {tuple(centers.shape)} (colors, channels) but the model's is "
