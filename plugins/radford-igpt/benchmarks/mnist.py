@@ -57,7 +57,8 @@ def main() -> None:
     rows.append((f"model input: {side}x{side} palette colours",
                  {s: (data.palette().decode(ids[s][0].numpy())[..., 0], ids[s][1].numpy()) for s in SPLITS}))
     for layer in range(model.hparams.n_layer + 1):
-        features = {s: (torch.cat([model.features(b, layer) for b in ids[s][0].split(BATCH)]).numpy(),
+        model.feature_layer = layer
+        features = {s: (model.features(ids[s][0], batch_size=BATCH).numpy(),
                         ids[s][1].numpy()) for s in SPLITS}
         where = "final LayerNorm" if layer == model.hparams.n_layer else f"block {layer} input"
         rows.append((f"iGPT features, {where}", features))

@@ -2,11 +2,15 @@
 pixel of images read in raster order, each pixel a token of a k-means colour palette (section 3.2).
 
 It is radford's GPT (imported from ``radford.api``) with image-sized defaults and three additions: the palette
-kept in a buffer, so that a checkpoint decodes its own samples; ``features`` for linear probes (section 2.4); and
+kept in a buffer, so that a checkpoint decodes its own samples; image features for linear probes (section 2.4,
+through GPT's ``feature_ids`` and ``pooled_features``); and
 ``complete``, which samples the rest of an image from its first rows (as the paper's figure 1).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from radford.api import GPT, RadfordError
@@ -27,7 +31,13 @@ class IGPT(GPT):
     """iGPT: radford's GPT-2 over palette ids. ``block_size`` is the pixels of an image (height x width);
     ``vocab_size`` the palette's colours, linked from the data module; ``channels`` those of a palette colour.
     Every other argument is GPT's, with defaults for small images on a CPU; ``post_norm`` is there because
-    checkpoints record it, and must stay False: iGPT's blocks are GPT-2's, which normalise each sub-block's input."""
+    checkpoints record it, and must stay False: iGPT's blocks are GPT-2's, which normalise each sub-block's input.
+
+    Its features (the features protocol) are of images: ``features(ids)`` takes palette ids ``(N, pixels)`` and reads
+    block ``feature_layer`` (None: the middle one)."""
+
+    feature_input = "images"
+    feature_layer: int | None = None
 
     def __init__(
         self,
@@ -69,27 +79,30 @@ class IGPT(GPT):
                                f"{tuple(self.palette.shape)}: set model.init_args.vocab_size and channels to match")
         self.palette.copy_(centers)
 
-    def features(self, ids: Tensor, layer: int | None = None) -> Tensor:
-        """iGPT's linear-probe features (section 2.4): the layer-normalised input of block ``layer`` (what its
-        attention reads; ``n_layer`` means the final LayerNorm's output), average-pooled over the positions.
-        Pixel ids ``(N, L)`` give ``(N, n_embd)``, without autograd. The default is the middle block: the paper
-        finds the best features there rather than at the end, where the model specialises in predicting pixels."""
-        if not isinstance(ids, Tensor):  # GPT's features take texts (radford probe); these take images
-            raise RadfordError(f"iGPT's features are of images: give palette ids (N, pixels) as a tensor, "
-                               f"not a {type(ids).__name__}")
+    def feature_ids(self, ids: Sequence[Any]) -> list[list[int]]:
+        """Images as ``features`` reads them: palette ids ``(N, pixels)``, each after the start token."""
+        if not isinstance(ids, Tensor) or ids.dim() != 2:
+            raise RadfordError("iGPT's features are of images: give palette ids (N, pixels) as a tensor, not "
+                               f"{type(ids).__name__ if not isinstance(ids, Tensor) else tuple(ids.shape)}")
+        return with_start(ids).tolist()
+
+    def pooled_features(self, ids: Tensor, lengths: Tensor) -> Tensor:
+        """iGPT's linear-probe features (section 2.4): the layer-normalised input of block ``feature_layer`` (what
+        its attention reads; ``n_layer`` means the final LayerNorm's output), average-pooled over the positions. The
+        default is the middle block: the paper finds the best features there rather than at the end, where the model
+        specialises in predicting pixels."""
         n_layer = self.hparams.n_layer
-        layer = n_layer // 2 if layer is None else layer
+        layer = n_layer // 2 if self.feature_layer is None else self.feature_layer
         if not 0 <= layer <= n_layer:
-            raise RadfordError(f"layer must be in 0..{n_layer} (n_layer), got {layer}")
+            raise RadfordError(f"feature_layer must be in 0..{n_layer} (n_layer), got {layer}")
         norm = self.transformer.h[layer].ln_1 if layer < n_layer else self.transformer.ln_f
         captured: list[Tensor] = []
         hook = norm.register_forward_hook(lambda module, args, output: captured.append(output))
         try:
-            with torch.inference_mode():
-                self.hidden_states(with_start(ids))
+            self.hidden_states(ids)
         finally:
             hook.remove()
-        return captured[0].mean(dim=1)
+        return captured[0].mean(dim=1)  # every image has as many pixels: no padding to leave out
 
     def complete(self, ids: Tensor, given: int, temperature: float = 1.0, top_k: int | None = None,
                  generator: torch.Generator | None = None) -> Tensor:

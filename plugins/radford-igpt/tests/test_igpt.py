@@ -80,11 +80,15 @@ def test_features_are_the_layer_normalised_block_inputs_average_pooled():
         embedded = model.transformer.wte(x) + model.transformer.wpe(torch.arange(64))
         first = model.transformer.h[0].ln_1(embedded).mean(1)
         last = model.hidden_states(x).mean(1)  # after ln_f
-    torch.testing.assert_close(model.features(ids, layer=0), first)
-    torch.testing.assert_close(model.features(ids, layer=2), last)
     assert model.features(ids).shape == (3, 32)  # the middle block by default
-    with pytest.raises(RadfordError, match=r"layer must be in 0..2"):
-        model.features(ids, layer=3)
+    assert model.feature_input == "images" and model.training is False
+    model.feature_layer = 0
+    torch.testing.assert_close(model.features(ids), first)
+    model.feature_layer = 2
+    torch.testing.assert_close(model.features(ids, batch_size=2), last)
+    model.feature_layer = 3
+    with pytest.raises(RadfordError, match=r"feature_layer must be in 0..2"):
+        model.features(ids)
     with pytest.raises(RadfordError, match="features are of images"):
         model.features(["a text, as GPT's features take"])
 
