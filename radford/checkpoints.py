@@ -22,6 +22,7 @@ from torch import Tensor
 
 from radford import registry
 from radford.errors import RadfordError
+from radford.hub import local_path
 from radford.io import write_atomically
 from radford.tokenizers.base import Tokenizer
 from radford.tokenizers.files import from_json
@@ -69,10 +70,13 @@ class Format(Protocol):
 
 
 def existing(path: str | os.PathLike) -> Path:
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise RadfordError(f"checkpoint {path} not found: give a radford .ckpt file or a model folder")
-    return path
+    """A checkpoint that exists: a radford .ckpt, a model folder, or the cached folder of a Hugging Face hub id
+    (``gpt2``, ``org/name@revision``: ``radford.hub``), downloaded first if need be."""
+    local = local_path(path)
+    if not local.exists():
+        raise RadfordError(f"checkpoint {local} not found: give a radford .ckpt file, a model folder, or a Hugging "
+                           "Face hub id (name or org/name, optionally @revision)")
+    return local
 
 
 # -- radford .ckpt ----------------------------------------------------------------------------------------------

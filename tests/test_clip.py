@@ -27,10 +27,12 @@ def batch(model: CLIP, n: int = 4, seed: int = 0) -> tuple[torch.Tensor, torch.T
     return pixels, ids
 
 
+# OpenAI's released models, and LAION's largest (as open_clip 3.3.0 builds ViT-H-14, ViT-g-14 and ViT-bigG-14).
 @pytest.mark.parametrize(("size", "count"), [("RN50", 102_007_137), ("RN101", 119_688_033),
                                              ("ViT-B/32", 151_277_313), ("ViT-B/16", 149_620_737),
-                                             ("ViT-L/14", 427_616_513)])
-def test_named_sizes_have_openais_parameter_counts(size, count):
+                                             ("ViT-L/14", 427_616_513), ("ViT-H/14", 986_109_441),
+                                             ("ViT-g/14", 1_366_678_273), ("ViT-bigG/14", 2_539_567_105)])
+def test_named_sizes_have_the_released_parameter_counts(size, count):
     with torch.device("meta"):  # shapes only
         model = CLIP(size)
     assert sum(p.numel() for p in model.parameters()) == count
@@ -118,10 +120,15 @@ HF_CONFIGS = [
                    max_position_embeddings=12, eos_token_id=63, hidden_act="gelu"),
          vision=dict(hidden_size=40, intermediate_size=160, num_hidden_layers=1, num_attention_heads=5,
                      image_size=28, patch_size=7, hidden_act="gelu"), projection_dim=16),
+    # MLPs other than 4 x hidden (LAION's ViT-bigG/14: 8192 for 1664, 4.92 x) and another epsilon.
+    dict(text=dict(vocab_size=80, hidden_size=32, intermediate_size=80, num_hidden_layers=2, num_attention_heads=4,
+                   max_position_embeddings=10, eos_token_id=79, hidden_act="gelu", layer_norm_eps=1e-6),
+         vision=dict(hidden_size=52, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                     image_size=32, patch_size=8, hidden_act="gelu", layer_norm_eps=1e-6), projection_dim=20),
 ]
 
 
-@pytest.fixture(params=range(len(HF_CONFIGS)), ids=["quick_gelu", "gelu"])
+@pytest.fixture(params=range(len(HF_CONFIGS)), ids=["quick_gelu", "gelu", "wide_mlp_eps"])
 def hf_folder(request, tmp_path):
     transformers = pytest.importorskip("transformers")
     spec = HF_CONFIGS[request.param]
@@ -167,6 +174,11 @@ def test_hf_folder_mistakes(hf_folder):
     with pytest.raises(RadfordError, match="eos_token_id 5"):
         radford.load(folder)
     config["text_config"]["eos_token_id"] = 2
+    config["vision_config"]["layer_norm_eps"] = 1e-3
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RadfordError, match="vision_config sets layer_norm_eps 0.001, the text's"):
+        radford.load(folder)
+    config["vision_config"]["layer_norm_eps"] = config["text_config"].get("layer_norm_eps", 1e-5)
     config["projection_dim"] = 7
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(RadfordError, match="do not fit CLIP"):

@@ -1,18 +1,24 @@
-"""CLIP's tokenizer against OpenAI's simple_tokenizer (re-implemented below, ftfy's NFC in place of ftfy) and against
-transformers' CLIPTokenizer built from the same vocabulary; the small BPE learned from captions; serialization."""
+"""CLIP's tokenizer against OpenAI's simple_tokenizer (transcribed below, with ftfy as OpenAI's uses it), open_clip's
+(where it is installed) and transformers' CLIPTokenizer built from the same vocabulary, on English, tricky Unicode and
+random Unicode; the small BPE learned from captions; serialization."""
 
 from __future__ import annotations
 
 import gzip
 import html
+import importlib.util
 import json
-import unicodedata
+import os
 from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
 
+import ftfy
 import pytest
 import regex
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from radford.errors import RadfordError
 from radford.tokenizers import from_json
@@ -34,6 +40,33 @@ SAMPLES = [
     "",
     "   ",
 ]
+# Text that ftfy's fixes, Python's lower-casing and OpenAI's case-blind regex change.
+TRICKY = [
+    "ﬁne ﬂour, ﬃ and ﬄ",  # Latin ligatures
+    "ＡＢＣ\u3000ｆｕｌｌ－ｗｉｄｔｈ\u3000１２３！",  # full-width forms and the ideographic space
+    "你好，世界！こんにちは。「引用」",  # CJK full-width punctuation
+    "ΣΑΣ ΟΔΥΣΣΕΥΣ σοφός",  # final sigma, which Python's lower() knows
+    "bell\x07 escape\x1b[31mred\x1b[0m nul\x00 del\x7f",  # control characters, a terminal colour code
+    "\ufeffbyte order mark first",
+    "<|ENDOFTEXT|> and <|StartOfText|> in capitals",
+    "mojibake: cafÃ© and â€œquotedâ€\x9d",  # UTF-8 read as Windows-1252
+    "separators \x1c\x1d\x1e\x1f between",  # whitespace to Python, not to OpenAI's regex
+    "next line\x85 line separator\u2028 paragraph\u2029 end",
+    "zero\u200bwidth no\u00a0break thin\u2009space",
+    "İstanbul ǅemal ǈ Ǳ",  # lower-casing that changes length, titlecase digraphs
+    "Straße STRASSE ẞ",
+    "ﬅ ſt long s: it'ſ",  # long s after an apostrophe is "'s" to OpenAI's case-blind regex
+    "iota subscript ᾳ and a\u0345b",  # U+0345 case-folds to a letter: OpenAI's regex matches it nowhere
+    "&amp;amp;lt; e&#x301; &#8217; &nbsp;",  # entities, unescaped twice
+    "don't I'M we'LL you'Re they've she'd",
+    "①②③ Ⅻ ½ ²³ ٣٤٥ ๑๒",  # numbers that are not ASCII digits
+    "😀👍🏽👨‍👩‍👧 🇫🇷 flags and ZWJ sequences",
+    "नमस्ते दुनिया العربية עברית",  # combining marks, right-to-left scripts
+    "tab\tnewline\ncarriage\rreturn\r\nCRLF",
+    "“curly” ‘single’ „low” «guillemets» ‹single›",
+    "a'''b ''' ' s",
+    "   \n\t  ",
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +80,8 @@ def clip(vocabulary: Path) -> CLIPTokenizer:
 
 
 class SimpleTokenizer:
-    """OpenAI's clip/simple_tokenizer.py, with ftfy.fix_text replaced by its final step (NFC) and by its quote
-    straightening, which is what it does to well-formed text."""
+    """OpenAI's clip/simple_tokenizer.py, transcribed: ftfy and html.unescape, whitespace_clean, lower; its regex;
+    its BPE."""
 
     def __init__(self, path: Path) -> None:
         merges = [tuple(merge.split()) for merge in openai_merges(path)]
@@ -84,14 +117,18 @@ class SimpleTokenizer:
         return self.cache[token]
 
     def encode(self, text: str) -> list[int]:
-        text = unicodedata.normalize("NFC", html.unescape(html.unescape(text))).strip()
-        text = regex.sub("[\u02bc\u2018-\u201b]", "'", regex.sub("[\u201c-\u201f]", '"', text))
-        text = regex.sub(r"\s+", " ", text).strip().lower()
+        text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()  # basic_clean
+        text = regex.sub(r"\s+", " ", text).strip().lower()  # whitespace_clean, then lower
         ids = []
         for token in regex.findall(self.pat, text):
             token = "".join(self.byte_encoder[b] for b in token.encode("utf-8"))
             ids.extend(self.encoder[piece] for piece in self.bpe(token).split(" "))
         return ids
+
+
+@pytest.fixture(scope="module")
+def reference(vocabulary: Path) -> SimpleTokenizer:
+    return SimpleTokenizer(vocabulary)
 
 
 def openai_merges(path: Path) -> list[str]:
@@ -121,6 +158,11 @@ def stdlib_words() -> list[str]:
     return [line for line in text.splitlines() if line.strip()][:2000]
 
 
+def without_special_names(texts: list[str]) -> list[str]:
+    """open_clip calls its special tokens <start_of_text> and <end_of_text>: OpenAI's names are plain text to it."""
+    return [text for text in texts if "<|" not in text]
+
+
 def test_byte_characters_are_openais():
     assert byte_characters() == list(openai_bytes_to_unicode().values())
 
@@ -131,19 +173,65 @@ def test_vocabulary_is_clips(clip):
     assert clip.encode("a photo of a cat") == [320, 1125, 539, 320, 2368]  # ids every CLIP user has seen
 
 
-def test_matches_openai_simple_tokenizer(clip, vocabulary):
-    reference = SimpleTokenizer(vocabulary)
-    texts = SAMPLES + stdlib_words()
+def test_cleans_as_ftfy_and_python_do(clip):
+    same = [("ﬁne", "fine"), ("ＡＢＣ！", "abc!"), ("你好，世界！", "你好,世界!"), ("ΣΑΣ", "σας"), ("a\x07b", "ab"),
+            ("\ufeffhi", "hi"), ("<|ENDOFTEXT|>", EOT), ("cafÃ©", "café"), ("don’t", "don't"), ("&amp;amp;", "&")]
+    for text, cleaned in same:
+        assert clip.encode(text) == clip.encode(cleaned), text
+    assert clip.encode("<|ENDOFTEXT|>") == [clip.eot_id]
+
+
+def test_matches_openai_simple_tokenizer(clip, reference):
+    texts = SAMPLES + TRICKY + stdlib_words()
     assert clip.encode_batch(texts) == [reference.encode(text) for text in texts]
 
 
-def test_matches_transformers(clip, vocabulary, tmp_path):
+# Any assigned character (of this Python's Unicode version, which the Rust regex engine also covers; surrogates are
+# refused, see test_tokenizers.py), with fragments that exercise HTML entities, contractions and whitespace.
+UNICODE_TEXT = st.lists(
+    st.one_of(st.characters(exclude_categories=("Cs", "Cn")),
+              st.sampled_from(["&amp;", "&#x301;", "&lt;", "'s", "'LL", " ", "\n", "\t", "e\u0301", "A", "1"])),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=UNICODE_TEXT)
+def test_random_unicode_matches_openai(clip, reference, text):
+    assert clip.encode(text) == reference.encode(text)
+
+
+@pytest.fixture(scope="module")
+def open_clip_tokenizer() -> ModuleType:
+    """open_clip's tokenizer module, loaded by path: ``import open_clip`` needs torchvision, which radford does not."""
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("open_clip_torch is not installed (pip install --no-deps open_clip_torch)")
+    source = Path(spec.submodule_search_locations[0]) / "tokenizer.py"
+    module = importlib.util.module_from_spec(importlib.util.spec_from_file_location("open_clip_tokenizer", source))
+    parallelism = os.environ.get("TOKENIZERS_PARALLELISM")
+    module.__spec__.loader.exec_module(module)
+    # Importing it turns tokenizers' parallelism off for the whole process; the other tests keep theirs.
+    if parallelism is None:
+        os.environ.pop("TOKENIZERS_PARALLELISM", None)
+    else:
+        os.environ["TOKENIZERS_PARALLELISM"] = parallelism
+    return module
+
+
+def test_matches_open_clip(clip, vocabulary, open_clip_tokenizer):
+    theirs = open_clip_tokenizer.SimpleTokenizer(str(vocabulary))
+    texts = without_special_names(SAMPLES + TRICKY + stdlib_words()[:500])
+    assert clip.encode_batch(texts) == [theirs.encode(text) for text in texts]
+    assert torch.equal(clip.tokenize(texts), theirs(texts))  # the model's input: padded, truncated, with its ends
+
+
+def test_matches_transformers(clip, reference, vocabulary, tmp_path):
     transformers = pytest.importorskip("transformers")
-    reference = SimpleTokenizer(vocabulary)
     (tmp_path / "vocab.json").write_text(json.dumps(reference.encoder))
     (tmp_path / "merges.txt").write_text("#version: 0.2\n" + "\n".join(openai_merges(vocabulary)) + "\n")
     hf = transformers.CLIPTokenizer.from_pretrained(tmp_path)
-    # transformers does not unescape HTML or straighten quotes; the other samples must agree exactly.
+    # transformers does not run ftfy or unescape HTML; the other samples must agree exactly.
     texts = [t for t in SAMPLES + stdlib_words() if not regex.search("[&\u02bc\u2018-\u201f]", t)]
     expected = hf(texts, max_length=77, truncation=True)["input_ids"]
     ours = clip.tokenize(texts)
@@ -162,6 +250,8 @@ def test_tokenize_pads_and_truncates_as_open_clip(clip):
     assert (ids.argmax(-1) == torch.tensor([6, 9])).all()  # where the model reads the features
     with pytest.raises(RadfordError, match="context_length"):
         clip.tokenize(["x"], context_length=1)
+    with pytest.raises(RadfordError, match=r"lone surrogate '\\ud800'"):
+        clip.tokenize(["fine", "not \ud800 fine"])
 
 
 def test_decode(clip):
@@ -186,7 +276,7 @@ def test_learned_vocabulary_from_captions():
 def test_survives_a_checkpoint(clip):
     restored = from_json(clip.to_json())
     assert isinstance(restored, CLIPTokenizer)
-    texts = SAMPLES[:6]
+    texts = SAMPLES + TRICKY
     assert restored.encode_batch(texts) == clip.encode_batch(texts)
     assert torch.equal(restored.tokenize(texts), clip.tokenize(texts))
 

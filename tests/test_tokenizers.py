@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from radford.errors import RadfordError
-from radford.tokenizers import BPE, GPT2BPE, Char, Tokenizer, from_files, from_json
+from radford.tokenizers import BPE, GPT1BPE, GPT2BPE, Char, CLIPTokenizer, Tokenizer, from_files, from_json
+from radford.tokenizers.bytes import ByteTokenizer
 
 SAMPLES = [
     "The quick brown fox jumps over the lazy dog. It's 3:45pm; they're late, aren't they? We'll see.",
@@ -98,7 +99,7 @@ def test_from_files_layouts(gpt2: GPT2BPE, gpt2_files: Path, tmp_path: Path) -> 
         assert loaded.encode(SAMPLES[0]) == expected, path
         assert (loaded.vocab_size, loaded.eot_id) == (50257, 50256), path
         assert loaded.fingerprint() == gpt2.fingerprint(), path  # same behaviour, whatever the file layout
-    # A vocabulary + merges pair is GPT-2's format; a tokenizer.json comes back by its model (a BPE).
+    # A byte-level vocabulary + merges pair is GPT-2's; a tokenizer.json comes back by its model (a BPE).
     assert isinstance(from_files(hf), GPT2BPE) and isinstance(from_files(tmp_path / "saved"), BPE)
 
 
@@ -208,3 +209,27 @@ def test_fixed_vocabulary_ignores_training(gpt2: GPT2BPE) -> None:
     before = gpt2.fingerprint()
     gpt2.train(["some text that would change a trainable vocabulary"])
     assert gpt2.fingerprint() == before
+
+
+@pytest.fixture(scope="module")
+def gpt1(shared_data: Path) -> GPT1BPE:
+    return GPT1BPE(str(shared_data / "assets" / "gpt1"))
+
+
+@pytest.fixture(scope="module")
+def clip() -> CLIPTokenizer:
+    tokenizer = CLIPTokenizer(vocab_size=520)
+    tokenizer.train(["a photo of a cat", "a photo of a dog"] * 5)
+    return tokenizer
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "gpt1", "bpe", "char", "clip", "bytes"])
+def test_lone_surrogate_is_one_line_naming_it(kind: str, request: pytest.FixtureRequest) -> None:
+    """A str holding half a UTF-16 pair (what errors="surrogateescape" makes of a bad byte) is not text."""
+    tokenizer: Tokenizer = ByteTokenizer() if kind == "bytes" else request.getfixturevalue(kind)
+    cases = [(tokenizer.encode, "to be \ud800 or not", r"'\\ud800' \(U\+D800\) at character 6"),
+             (tokenizer.encode_batch, ["to be", "or\udfff"], r"'\\udfff' \(U\+DFFF\) at character 2")]
+    for encode, text, where in cases:
+        with pytest.raises(RadfordError, match="lone surrogate " + where) as error:
+            encode(text)
+        assert "\n" not in str(error.value)

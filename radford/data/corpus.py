@@ -1,4 +1,5 @@
-"""Text sources: files, folders, globs, and ``stdlib``, the embedded corpus every machine has."""
+"""Text sources: files, folders, globs, ``stdlib`` (the embedded corpus every machine has), and datasets by name
+(``tinyshakespeare``, ``rotten-tomatoes``: ``radford.data.datasets``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from radford.data import datasets
 from radford.errors import RadfordError
 
 STDLIB = "stdlib"
@@ -37,9 +39,12 @@ def _expand(source: str) -> list[Path]:
         return [path]
     if path.is_dir():
         return sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)))
+    if source in datasets.DATASETS:
+        return [datasets.resolve(source)]
     if glob.has_magic(source):
         return sorted(Path(p) for p in glob.glob(os.path.expanduser(source), recursive=True) if Path(p).is_file())
-    raise RadfordError(f"text source {source!r} not found: give a file, a folder, a glob, or {STDLIB!r}")
+    raise RadfordError(f"text source {source!r} not found: give a file, a folder, a glob, {STDLIB!r}, or "
+                       f"{datasets.NAMES}")
 
 
 def resolve(sources: str | Sequence[str]) -> list[Path]:
@@ -53,7 +58,7 @@ def resolve(sources: str | Sequence[str]) -> list[Path]:
             raise RadfordError(f"text source {source!r} matches no files")
         files.update(dict.fromkeys(p.resolve() for p in expanded))
     if not files:
-        raise RadfordError("no text sources given: name a file, a folder, a glob, or 'stdlib'")
+        raise RadfordError(f"no text sources given: name a file, a folder, a glob, {STDLIB!r}, or {datasets.NAMES}")
     return list(files)
 
 

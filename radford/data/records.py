@@ -1,6 +1,7 @@
 """Labelled or unlabelled records from CSV and JSON-lines files, plain or compressed, with errors that name the line.
 
-One reader for every data module that takes records (fine-tuning tasks, byte streams, probes, LAMBADA passages).
+One reader for every data module that takes records (fine-tuning tasks, byte streams, probes, LAMBADA passages); a
+file may be named as a dataset (``sst2/train``, ``rotten-tomatoes``: ``radford.data.datasets``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from radford.data import datasets
 from radford.errors import RadfordError
 
 COMPRESSED = {".bz2": bz2.open, ".gz": gzip.open}
@@ -58,10 +60,11 @@ def json_records(file: TextIO, path: Path) -> Iterator[tuple[str, dict[str, Any]
 
 
 def read_records(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(where, record) for every record of a CSV or JSONL file, plain or compressed; ``where`` names the line."""
-    path = Path(path).expanduser()
+    """(where, record) for every record of a CSV or JSONL file (or dataset name), plain or compressed; ``where``
+    names the line."""
+    path = datasets.resolve(path)
     if not path.is_file():
-        raise RadfordError(f"data file {str(path)!r} not found")
+        raise RadfordError(f"data file {str(path)!r} not found: give a .csv or .jsonl file or {datasets.NAMES}")
     kind = file_format(path)
     if kind not in RECORD_FORMATS:
         raise RadfordError(f"{path} has an unknown format; valid: {', '.join(RECORD_FORMATS)} (optionally .bz2/.gz)")

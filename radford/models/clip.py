@@ -26,8 +26,9 @@ from torchmetrics import MeanMetric
 from radford.errors import RadfordError
 from radford.models.common import adamw, warmup_cosine_schedule
 
-# Named sizes (paper table 19 and 20; OpenAI's released models). A tuple of vision_layers makes a ResNet. The tiny
-# ones train in minutes on a CPU on the shapes dataset.
+# Named sizes (paper table 19 and 20; OpenAI's released models; LAION's largest, as open_clip's configs give them,
+# GELU where OpenAI's are quick_gelu). A tuple of vision_layers makes a ResNet. The tiny ones train in minutes on a
+# CPU on the shapes dataset.
 SIZES: dict[str, dict[str, Any]] = {
     "RN50": dict(embed_dim=1024, image_size=224, vision_layers=(3, 4, 6, 3), vision_width=64, text_width=512,
                  text_heads=8, text_layers=12),
@@ -43,6 +44,12 @@ SIZES: dict[str, dict[str, Any]] = {
                      text_width=768, text_heads=12, text_layers=12),
     "ViT-L/14@336px": dict(embed_dim=768, image_size=336, vision_layers=24, vision_width=1024, patch_size=14,
                            text_width=768, text_heads=12, text_layers=12),
+    "ViT-H/14": dict(embed_dim=1024, image_size=224, vision_layers=32, vision_width=1280, vision_heads=16,
+                     patch_size=14, text_width=1024, text_heads=16, text_layers=24),
+    "ViT-g/14": dict(embed_dim=1024, image_size=224, vision_layers=40, vision_width=1408, vision_heads=16,
+                     patch_size=14, vision_mlp_width=6144, text_width=1024, text_heads=16, text_layers=24),
+    "ViT-bigG/14": dict(embed_dim=1280, image_size=224, vision_layers=48, vision_width=1664, vision_heads=16,
+                        patch_size=14, vision_mlp_width=8192, text_width=1280, text_heads=20, text_layers=32),
     "ViT-tiny": dict(embed_dim=64, image_size=48, vision_layers=3, vision_width=64, vision_heads=4, patch_size=8,
                      context_length=20, text_width=64, text_heads=4, text_layers=3),
     "RN-tiny": dict(embed_dim=64, image_size=64, vision_layers=(1, 1, 1, 1), vision_width=16, vision_heads=8,
@@ -50,8 +57,11 @@ SIZES: dict[str, dict[str, Any]] = {
 }
 # The arguments that shape the weights; a named size fills those not given.
 ARCHITECTURE = ("embed_dim", "image_size", "vision_layers", "vision_width", "vision_heads", "patch_size",
-                "context_length", "vocab_size", "text_width", "text_heads", "text_layers")
-DEFAULTS = dict(context_length=77, vocab_size=49408, vision_heads=None, patch_size=None)
+                "vision_mlp_width", "context_length", "vocab_size", "text_width", "text_heads", "text_layers",
+                "text_mlp_width")
+# None: OpenAI's rules (64 dimensions a head, MLPs 4 x width), applied to the width in use.
+DEFAULTS = dict(context_length=77, vocab_size=49408, vision_heads=None, patch_size=None, vision_mlp_width=None,
+                text_mlp_width=None)
 MAX_LOGIT_SCALE = math.log(100)  # section 2.5: the temperature is clipped so that logits are scaled by at most 100
 
 
@@ -84,16 +94,17 @@ class Attention(nn.Module):
 
 
 class ResidualAttentionBlock(nn.Module):
-    """Pre-LayerNorm transformer block (GPT-2's), used by both encoders."""
+    """Pre-LayerNorm transformer block (GPT-2's), used by both encoders. OpenAI's MLPs are 4 x width wide; LAION's
+    largest models are wider (ViT-bigG/14's vision MLP: 8192 for width 1664)."""
 
-    def __init__(self, width: int, heads: int, quick_gelu: bool) -> None:
+    def __init__(self, width: int, heads: int, quick_gelu: bool, mlp_width: int, eps: float) -> None:
         super().__init__()
-        self.ln_1 = nn.LayerNorm(width)
+        self.ln_1 = nn.LayerNorm(width, eps=eps)
         self.attn = Attention(width, heads)
-        self.ln_2 = nn.LayerNorm(width)
+        self.ln_2 = nn.LayerNorm(width, eps=eps)
         self.mlp = nn.Sequential(OrderedDict(
-            c_fc=nn.Linear(width, 4 * width), gelu=QuickGELU() if quick_gelu else nn.GELU(),
-            c_proj=nn.Linear(4 * width, width)))
+            c_fc=nn.Linear(width, mlp_width), gelu=QuickGELU() if quick_gelu else nn.GELU(),
+            c_proj=nn.Linear(mlp_width, width)))
 
     def forward(self, x: Tensor, causal: bool) -> Tensor:
         x = x + self.attn(self.ln_1(x), causal)
@@ -101,10 +112,12 @@ class ResidualAttentionBlock(nn.Module):
 
 
 class Transformer(nn.Module):
-    def __init__(self, width: int, layers: int, heads: int, quick_gelu: bool, causal: bool) -> None:
+    def __init__(self, width: int, layers: int, heads: int, quick_gelu: bool, causal: bool, mlp_width: int,
+                 eps: float) -> None:
         super().__init__()
         self.width, self.layers, self.causal = width, layers, causal
-        self.resblocks = nn.ModuleList(ResidualAttentionBlock(width, heads, quick_gelu) for _ in range(layers))
+        self.resblocks = nn.ModuleList(ResidualAttentionBlock(width, heads, quick_gelu, mlp_width, eps)
+                                       for _ in range(layers))
 
     def forward(self, x: Tensor) -> Tensor:
         for block in self.resblocks:
@@ -126,7 +139,7 @@ class VisionTransformer(nn.Module):
     image's features are the class token's output."""
 
     def __init__(self, image_size: int, patch_size: int, width: int, layers: int, heads: int, output_dim: int,
-                 quick_gelu: bool) -> None:
+                 quick_gelu: bool, mlp_width: int, eps: float) -> None:
         super().__init__()
         if image_size % patch_size:
             raise RadfordError(f"image_size {image_size} must be a multiple of patch_size {patch_size}")
@@ -134,9 +147,9 @@ class VisionTransformer(nn.Module):
         self.conv1 = nn.Conv2d(3, width, kernel_size=patch_size, stride=patch_size, bias=False)
         self.class_embedding = nn.Parameter(scale * torch.randn(width))
         self.positional_embedding = nn.Parameter(scale * torch.randn((image_size // patch_size) ** 2 + 1, width))
-        self.ln_pre = nn.LayerNorm(width)
-        self.transformer = Transformer(width, layers, heads, quick_gelu, causal=False)
-        self.ln_post = nn.LayerNorm(width)
+        self.ln_pre = nn.LayerNorm(width, eps=eps)
+        self.transformer = Transformer(width, layers, heads, quick_gelu, causal=False, mlp_width=mlp_width, eps=eps)
+        self.ln_post = nn.LayerNorm(width, eps=eps)
         self.proj = nn.Parameter(scale * torch.randn(width, output_dim))
 
     def init_(self) -> None:
@@ -277,9 +290,15 @@ class CLIP(L.LightningModule):
     A batch is ``(pixels (B, 3, image_size, image_size), token ids (B, T <= context_length))``; the text's features
     are read at its ``<|endoftext|>``, the largest id of the row (as OpenAI's code finds it).
 
+    ``vision_mlp_width`` and ``text_mlp_width`` (default 4 x the width, OpenAI's), ``layer_norm_eps`` and
+    ``quick_gelu`` (OpenAI's weights) are there for models trained by others: LAION's ViT-g/14 and ViT-bigG/14 have
+    wider MLPs, and ``radford.load`` reads any Hugging Face ``CLIPModel`` or open_clip folder of these shapes.
+
     Training follows section 2.5: AdamW with decoupled weight decay on all weights but gains and biases, a cosine
     schedule after a linear warmup, the temperature initialised to 0.07 and clipped at 100.
     """
+
+    feature_input = "images"  # radford.eval.probe.ImageFeatures
 
     def __init__(
         self,
@@ -295,7 +314,10 @@ class CLIP(L.LightningModule):
         text_width: int | None = None,
         text_heads: int | None = None,
         text_layers: int | None = None,
+        vision_mlp_width: int | None = None,
+        text_mlp_width: int | None = None,
         quick_gelu: bool = False,
+        layer_norm_eps: float = 1e-5,
         local_loss: bool = False,
         learning_rate: float = 5e-4,
         min_learning_rate: float = 0.0,
@@ -310,8 +332,9 @@ class CLIP(L.LightningModule):
             raise RadfordError(f"unknown CLIP size {size!r}; choose from: {', '.join(SIZES)}")
         given = dict(embed_dim=embed_dim, image_size=image_size, vision_layers=vision_layers,
                      vision_width=vision_width, vision_heads=vision_heads, patch_size=patch_size,
-                     context_length=context_length, vocab_size=vocab_size, text_width=text_width,
-                     text_heads=text_heads, text_layers=text_layers)
+                     vision_mlp_width=vision_mlp_width, context_length=context_length, vocab_size=vocab_size,
+                     text_width=text_width, text_heads=text_heads, text_layers=text_layers,
+                     text_mlp_width=text_mlp_width)
         arch = {**DEFAULTS, **SIZES[size], **{k: v for k, v in given.items() if v is not None}}
         resnet = isinstance(arch["vision_layers"], (tuple, list))
         if resnet:
@@ -320,6 +343,12 @@ class CLIP(L.LightningModule):
             arch["vision_heads"] = arch["vision_width"] * (32 if resnet else 1) // 64
         if not resnet and arch["patch_size"] is None:
             raise RadfordError(f"a Vision Transformer needs patch_size (size {size!r} gives none)")
+        if resnet:  # the ResNet has no transformer MLP
+            arch["vision_mlp_width"] = None
+        elif arch["vision_mlp_width"] is None:
+            arch["vision_mlp_width"] = 4 * arch["vision_width"]
+        if arch["text_mlp_width"] is None:
+            arch["text_mlp_width"] = 4 * arch["text_width"]
         self.save_hyperparameters()
         self.save_hyperparameters(arch)  # the architecture as built, so that a checkpoint rebuilds it
 
@@ -329,11 +358,13 @@ class CLIP(L.LightningModule):
                                                     a["image_size"], a["vision_width"])
         else:
             self.visual = VisionTransformer(a["image_size"], a["patch_size"], a["vision_width"], a["vision_layers"],
-                                            a["vision_heads"], a["embed_dim"], quick_gelu)
-        self.transformer = Transformer(a["text_width"], a["text_layers"], a["text_heads"], quick_gelu, causal=True)
+                                            a["vision_heads"], a["embed_dim"], quick_gelu, a["vision_mlp_width"],
+                                            layer_norm_eps)
+        self.transformer = Transformer(a["text_width"], a["text_layers"], a["text_heads"], quick_gelu, causal=True,
+                                       mlp_width=a["text_mlp_width"], eps=layer_norm_eps)
         self.token_embedding = nn.Embedding(a["vocab_size"], a["text_width"])
         self.positional_embedding = nn.Parameter(torch.empty(a["context_length"], a["text_width"]))
-        self.ln_final = nn.LayerNorm(a["text_width"])
+        self.ln_final = nn.LayerNorm(a["text_width"], eps=layer_norm_eps)
         self.text_projection = nn.Parameter(torch.empty(a["text_width"], a["embed_dim"]))
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))  # section 2.5: temperature 0.07
         self.val_metrics = nn.ModuleDict({name: MeanMetric() for name in ("loss", "image_to_text", "text_to_image")})

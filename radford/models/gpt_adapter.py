@@ -22,6 +22,7 @@ from radford.io import write_atomically
 from radford.models.gpt import ARCHITECTURE, GPT, GPT1
 from radford.models.hf_folder import HF_CONFIG, HF_WEIGHTS, folder_tokenizer, read_config, read_hf_weights
 from radford.tokenizers import TOKENIZER_JSON
+from radford.tokenizers.export import MERGES, TOKENIZER_CONFIG, VOCAB, hf_tokenizer_files
 
 # HF's GPT models use Conv1D, which stores a Linear weight transposed: (in_features, out_features).
 TRANSPOSED = (".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight")
@@ -29,6 +30,10 @@ TRANSPOSED = (".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", 
 BUFFERS = (".attn.bias", ".attn.masked_bias", "position_ids")
 # OpenAI's checkpoints on the hub are saved from GPT2Model/OpenAIGPTModel, whose keys lack this prefix and lm_head.
 PREFIX = "transformer."
+GENERATION_CONFIG = "generation_config.json"
+# What an export writes beside the weights, and removes when it has none of them: a stale tokenizer would be taken
+# for this model's.
+EXPORTED_TOKENIZER_FILES = (TOKENIZER_JSON, VOCAB, MERGES, TOKENIZER_CONFIG)
 
 
 @dataclass(frozen=True)
@@ -174,11 +179,14 @@ class HFGPTFolder:
         folder.mkdir(parents=True, exist_ok=True)
         write_atomically(folder / HF_WEIGHTS[0], lambda tmp: save_file(
             {key: value.contiguous() for key, value in hf_sd.items()}, tmp, metadata={"format": "pt"}))
-        if weights.tokenizer is not None:
-            text = weights.tokenizer.to_json()
-            write_atomically(folder / TOKENIZER_JSON, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-        else:  # a stale tokenizer would be taken for this model's
-            (folder / TOKENIZER_JSON).unlink(missing_ok=True)
+        # The tokenizer's files as transformers reads them back (AutoTokenizer, pipeline), and generate's defaults.
+        files = {} if weights.tokenizer is None else hf_tokenizer_files(weights.tokenizer, arch["block_size"])
+        files[GENERATION_CONFIG] = json.dumps({"bos_token_id": eot, "eos_token_id": eot} if eot is not None else {})
+        for name, text in files.items():
+            write_atomically(folder / name, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
+        for name in EXPORTED_TOKENIZER_FILES:
+            if name not in files:
+                (folder / name).unlink(missing_ok=True)
         # Last, so that a folder with a config.json has the weights it describes.
         write_atomically(folder / HF_CONFIG,
                          lambda tmp: tmp.write_text(json.dumps(config, indent=2), encoding="utf-8"))

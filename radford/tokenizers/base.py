@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -17,6 +18,22 @@ import tokenizers
 from radford.errors import RadfordError
 
 TOKENIZER_JSON = "tokenizer.json"
+# Half of a UTF-16 pair, alone in a str: what decoding with errors="surrogateescape" leaves for a bad byte.
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_unicode(texts: Iterable[str]) -> None:
+    """Refuse text that holds a surrogate code point, which is not Unicode text (tokenizers cannot take it): one line
+    naming the first one and where it is."""
+    for text in texts:
+        found = SURROGATE.search(text) if isinstance(text, str) else None
+        if found:
+            at = found.start()
+            raise RadfordError(
+                f"text {text[max(0, at - 20) : at + 20]!r} holds a lone surrogate {found.group()!r} "
+                f"(U+{ord(found.group()):04X}) at character {at}, which is not Unicode text: read files as UTF-8, "
+                "with errors='replace' for bad bytes, not 'surrogateescape'"
+            )
 
 
 class Tokenizer:
@@ -27,6 +44,8 @@ class Tokenizer:
     """
 
     eot_token: str | None = None  # end-of-text special token, or None when the vocabulary has none
+    # The transformers class that reads this tokenizer's Hugging Face files back exactly (radford.tokenizers.export).
+    hf_class = "PreTrainedTokenizerFast"
 
     def __init__(self) -> None:
         self._backend: tokenizers.Tokenizer | None = None
@@ -57,12 +76,21 @@ class Tokenizer:
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         """Encode many texts in parallel on all cores. Special tokens written in the text become their id."""
-        # The "fast" variant skips character offsets, which nothing here uses.
-        encodings = self._trained().encode_batch_fast(list(texts), add_special_tokens=False)
-        return [encoding.ids for encoding in encodings]
+        return [encoding.ids for encoding in self._encodings(texts)]
+
+    def _encodings(self, texts: Iterable[str], add_special_tokens: bool = False) -> list[tokenizers.Encoding]:
+        backend = self._trained()
+        texts = list(texts)
+        try:
+            # The "fast" variant skips character offsets, which nothing here uses.
+            return backend.encode_batch_fast(texts, add_special_tokens=add_special_tokens)
+        except TypeError:  # tokenizers says only "must be str" for a str holding a surrogate: name it
+            check_unicode(texts)
+            raise
 
     def decode(self, ids: Sequence[int]) -> str:
-        """The text for ``ids``, special tokens included so that decode(encode(s)) == s.
+        """The text for ``ids``, special tokens included, so that decode(encode(s)) == s for a tokenizer that keeps
+        all of the text (GPT-1's and CLIP's lower-case it and normalise its spaces).
 
         Ids outside the vocabulary decode to nothing (a model's vocabulary may be padded past it).
         """

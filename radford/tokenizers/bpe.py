@@ -1,10 +1,10 @@
-"""Byte-level BPE as GPT-2's: GPT-2's own vocabulary read from its files, or one learned from the corpus."""
+"""Byte-level BPE as GPT-2's: GPT-2's own vocabulary read from its files, or one learned from the corpus. Also where
+BPE files are found on disk, and told apart by their content."""
 
 from __future__ import annotations
 
-import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import tokenizers
@@ -14,9 +14,10 @@ from radford.errors import RadfordError
 from radford.tokenizers.base import TOKENIZER_JSON, Tokenizer
 
 EOT = "<|endoftext|>"
-# A tokenizer on disk: one tokenizer.json, or a vocabulary + merges pair under Hugging Face's names or
-# under the names of GPT-2's original release. A folder is searched in this order.
-BPE_PAIRS = (("vocab.json", "merges.txt"), ("encoder.json", "vocab.bpe"))
+END_OF_WORD = "</w>"  # GPT-1's and CLIP's BPEs mark a word's last token with it
+# A tokenizer on disk: one tokenizer.json, or a vocabulary + merges pair under Hugging Face's names (GPT-2's, GPT-1's
+# and CLIP's alike) or under the names of GPT-2's and GPT-1's original releases. A folder is searched in this order.
+BPE_PAIRS = (("vocab.json", "merges.txt"), ("encoder.json", "vocab.bpe"), ("encoder_bpe_40000.json", "vocab_40000.bpe"))
 
 
 def byte_characters() -> list[str]:
@@ -44,15 +45,23 @@ class GPT2BPE(Tokenizer):
     """
 
     eot_token = EOT
+    hf_class = "GPT2Tokenizer"
 
     def __init__(self, path: str) -> None:
         super().__init__()
-        backend = read_backend(path)
-        if not isinstance(backend.model, models.BPE):
-            raise RadfordError(
-                f"GPT2BPE needs a BPE tokenizer but {path} holds a {type(backend.model).__name__} one; "
-                "use radford.tokenizers.from_files for any kind"
-            )
+        files = find_files(Path(path).expanduser())
+        if len(files) == 1:
+            backend = read_json(files[0])
+            if not isinstance(backend.model, models.BPE) or backend.model.end_of_word_suffix:
+                raise RadfordError(f"GPT2BPE needs a byte-level BPE but {files[0]} holds another kind of tokenizer; "
+                                   "use radford.tokenizers.from_files for any kind")
+        else:
+            vocab, merges = read_pair(*files)
+            if word_final(vocab):
+                raise RadfordError(f"{files[0]} is a BPE whose tokens end words with {END_OF_WORD} (GPT-1's or "
+                                   "CLIP's), not GPT-2's byte-level one; use the gpt1 tokenizer, or "
+                                   "radford.tokenizers.from_files for any kind")
+            backend = byte_level(models.BPE(vocab, merges))
         self._backend = backend
 
 
@@ -60,6 +69,7 @@ class BPE(Tokenizer):
     """A byte-level BPE as GPT-2's, learned from the corpus, with the special token <|endoftext|>."""
 
     eot_token = EOT
+    hf_class = "GPT2Tokenizer"
     min_vocab_size = 256 + 1  # every byte, and <|endoftext|>
 
     def __init__(self, vocab_size: int = 8192, min_frequency: int = 2) -> None:
@@ -109,12 +119,23 @@ def find_files(path: Path) -> list[Path]:
     )
 
 
-def read_backend(path: str | os.PathLike) -> tokenizers.Tokenizer:
-    files = find_files(Path(path).expanduser())
+def read_json(file: Path) -> tokenizers.Tokenizer:
     try:
-        if len(files) == 1:
-            return tokenizers.Tokenizer.from_file(str(files[0]))
-        return byte_level(models.BPE.from_file(*map(str, files)))
+        return tokenizers.Tokenizer.from_file(str(file))
     except Exception as error:  # tokenizers raises a bare Exception for a malformed file
-        names = " + ".join(map(str, files))
-        raise RadfordError(f"cannot read tokenizer from {names}: {error}") from error
+        raise RadfordError(f"cannot read tokenizer from {file}: {error}") from error
+
+
+def read_pair(vocab: Path, merges: Path) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """A BPE's vocabulary and merges from their two files."""
+    try:
+        return models.BPE.read_file(str(vocab), str(merges))
+    except Exception as error:  # tokenizers raises a bare Exception for a malformed file
+        raise RadfordError(f"cannot read tokenizer from {vocab} + {merges}: {error}") from error
+
+
+def word_final(vocab: Mapping[str, int]) -> bool:
+    """Whether a BPE vocabulary marks the tokens that end a word (GPT-1's and CLIP's: ``</w>``), rather than being
+    byte-level as GPT-2's, whose tokens carry the space before a word. Told by content, as Hugging Face names both
+    kinds' files alike: 80 % of GPT-1's tokens end in ``</w>``, next to none of a byte-level BPE's."""
+    return sum(token.endswith(END_OF_WORD) for token in vocab) * 4 > len(vocab)

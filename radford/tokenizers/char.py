@@ -30,6 +30,8 @@ class Char(Tokenizer):
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         try:
             return super().encode_batch(texts)
+        except RadfordError:
+            raise
         except Exception as error:  # tokenizers raises a bare Exception for a word missing from the vocab
             known = self._trained().get_vocab()
             unseen = sorted({char for text in texts for char in text if char not in known})

@@ -7,10 +7,12 @@ from the merges file: the 256 byte characters, the same 256 ending a word (``</w
 two special tokens, so the ids are OpenAI's. A small vocabulary can be learned from captions the same way (its
 merges from ``tokenizers``' BPE trainer), for demos without the 16e6 file.
 
-OpenAI cleans text with ``ftfy.fix_text`` and ``html.unescape`` before lower-casing and collapsing whitespace.
-radford does not depend on ftfy: it applies the fixes ftfy makes to well-formed text (Unicode NFC, curly quotes to
-straight ones) and unescapes HTML twice as OpenAI does; only mojibake repair, which needs ftfy's heuristics, is left
-out, so text that is already valid UTF-8 encodes exactly as OpenAI's and open_clip's tokenizers encode it.
+Text is cleaned first in Python exactly as OpenAI's and open_clip's tokenizers clean it: ``ftfy.fix_text`` (mojibake,
+ligatures, full-width forms, curly quotes, control characters, NFC), HTML unescaped twice, runs of whitespace made
+one space, lower case (Python's, which knows a word-final sigma). So any Unicode text encodes to their ids. Two
+differences, both about the special tokens' names written in the text: each is its token wherever it stands (as in
+transformers' CLIPTokenizer), where OpenAI's regex reads it so only where a word may start, not glued to punctuation
+as in ``"!<|endoftext|>"``; and open_clip, which names them ``<start_of_text>`` / ``<end_of_text>``, never does.
 """
 
 from __future__ import annotations
@@ -18,16 +20,18 @@ from __future__ import annotations
 import gzip
 import html
 import json
+import re
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import ftfy
 import tokenizers
 import torch
-from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Regex, decoders, models, pre_tokenizers, processors, trainers
 
 from radford.errors import RadfordError
-from radford.tokenizers.base import Tokenizer
+from radford.tokenizers.base import Tokenizer, check_unicode
 from radford.tokenizers.bpe import byte_characters
 
 SOT, EOT = "<|startoftext|>", "<|endoftext|>"
@@ -37,7 +41,11 @@ PAD_ID = 0  # OpenAI's tokenize() pads with zeros; the text encoder reads only u
 # OpenAI's vocabulary file holds more merges than CLIP uses: 49,152 - 256 - 2 of them, leaving room for the bytes.
 OPENAI_MERGES = 49152 - 256 - 2
 # OpenAI's pre-tokenizer regex (simple_tokenizer.py), less its special tokens, which tokenizers matches itself.
-WORDS = r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
+# OpenAI's ignores case, which matters only twice in lower-cased text: "'\u017f" (long s) is "'s", and U+0345 (a
+# combining mark that case-folds to a letter) matches no alternative, so it is dropped.
+WORDS = r"""'[s\x{17f}]|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}\x{345}]+"""
+# Python's \s, less the four separators U+001C-U+001F, which OpenAI's regex module does not count as whitespace.
+WHITESPACE = re.compile(r"[^\S\x1c-\x1f]+")
 BASE_TOKENS = 2 * 256 + 2  # bytes, bytes ending a word, and the two special tokens
 
 
@@ -48,13 +56,6 @@ def _backend(merges: Sequence[tuple[str, str]], vocab: dict[str, int] | None = N
         tokens = [*base, *(c + END_OF_WORD for c in base), *("".join(merge) for merge in merges), SOT, EOT]
         vocab = {token: i for i, token in enumerate(tokens)}
     backend = tokenizers.Tokenizer(models.BPE(vocab, list(merges), end_of_word_suffix=END_OF_WORD))
-    backend.normalizer = normalizers.Sequence([
-        normalizers.NFC(),  # ftfy.fix_text's final step
-        normalizers.Replace(Regex("[\u02bc\u2018-\u201b]"), "'"),  # ftfy's uncurl_quotes
-        normalizers.Replace(Regex("[\u201c-\u201f]"), '"'),
-        normalizers.Replace(Regex(r"\s+"), " "),  # whitespace_clean
-        normalizers.Lowercase(),
-    ])
     backend.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(WORDS), behavior="removed", invert=True),  # keep the matches, drop the rest
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),  # bytes as characters, no GPT-2 split
@@ -64,6 +65,14 @@ def _backend(merges: Sequence[tuple[str, str]], vocab: dict[str, int] | None = N
         single=f"{SOT} $A {EOT}", special_tokens=[(SOT, vocab[SOT]), (EOT, vocab[EOT])])
     backend.add_special_tokens([SOT, EOT])
     return backend
+
+
+def clean(text: str) -> str:
+    """OpenAI's ``whitespace_clean(basic_clean(text)).lower()``; a lone surrogate, which ftfy would quietly replace,
+    is refused as by every radford tokenizer."""
+    check_unicode([text])
+    text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
+    return WHITESPACE.sub(" ", text).strip().lower()
 
 
 def _pairs(lines: Iterable[str]) -> list[tuple[str, str]]:
@@ -120,7 +129,7 @@ class CLIPTokenizer(Tokenizer):
         learner = _backend([])
         trainer = trainers.BpeTrainer(vocab_size=self.requested_vocab_size + BASE_TOKENS, show_progress=False,
                                       min_frequency=self.min_frequency, end_of_word_suffix=END_OF_WORD)
-        learner.train_from_iterator((html.unescape(html.unescape(t)) for t in texts), trainer)
+        learner.train_from_iterator(map(clean, texts), trainer)
         learned = json.loads(learner.to_str())["model"]["merges"]
         merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in learned]
         self._backend = _backend(merges[: self.requested_vocab_size - BASE_TOKENS])
@@ -128,20 +137,15 @@ class CLIPTokenizer(Tokenizer):
             warnings.warn(f"CLIPTokenizer learned {self.vocab_size} tokens of the {self.requested_vocab_size} asked "
                           "for: the captions have no more pairs that occur min_frequency times", stacklevel=2)
 
-    @staticmethod
-    def _clean(texts: Iterable[str]) -> list[str]:
-        # OpenAI's basic_clean unescapes twice ("&amp;amp;" is "&"); the rest of the cleaning is the normalizer.
-        return [html.unescape(html.unescape(text)) for text in texts]
-
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
-        return super().encode_batch(self._clean(texts))
+        return super().encode_batch(list(map(clean, texts)))
 
     def tokenize(self, texts: str | Sequence[str], context_length: int = CONTEXT_LENGTH) -> torch.Tensor:
         """The text encoder's input: ``(len(texts), context_length)`` int64 ids, zero-padded."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         if context_length < 2:
             raise RadfordError(f"context_length must be at least 2 (for {SOT} and {EOT}), got {context_length}")
-        encodings = self._trained().encode_batch_fast(self._clean(texts), add_special_tokens=True)
+        encodings = self._encodings(map(clean, texts), add_special_tokens=True)
         ids = torch.full((len(texts), context_length), PAD_ID, dtype=torch.long)
         eot = self.eot_id
         for row, encoding in enumerate(encodings):
