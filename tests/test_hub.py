@@ -222,3 +222,25 @@ def _not_found():
     import httpx2  # huggingface_hub's HTTP client
 
     return httpx2.Response(404, request=httpx2.Request("HEAD", "https://huggingface.co/org/name"))
+
+
+def test_tokenizer_paths_take_hub_ids(hub_cache, shared_data):
+    """``tokenizer: {class_path: gpt2, init_args: {path: gpt2}}`` (and gpt1's, CLIP's) reads the cached hub files."""
+    from radford.tokenizers import GPT2BPE, CLIPTokenizer, from_files
+    from radford.tokenizers.gpt1 import GPT1BPE
+
+    gpt2 = snapshot(hub_cache, "openai-community/gpt2")
+    for name in ("encoder.json", "vocab.bpe"):
+        (gpt2 / name).write_bytes((shared_data / "assets" / "gpt2" / name).read_bytes())
+    gpt1 = snapshot(hub_cache, "openai-community/openai-gpt")
+    for name in ("encoder_bpe_40000.json", "vocab_40000.bpe"):
+        (gpt1 / name).write_bytes((shared_data / "assets" / "gpt1" / name).read_bytes())
+    clip = snapshot(hub_cache, "openai/clip-vit-base-patch32")
+    (clip / "bpe_simple_vocab_16e6.txt.gz").write_bytes(
+        (shared_data / "assets" / "clip" / "bpe_simple_vocab_16e6.txt.gz").read_bytes())
+    text = "Karen was assigned a roommate her first year of college."
+    assert GPT2BPE("openai-community/gpt2").encode(text) == GPT2BPE(str(gpt2)).encode(text)
+    assert from_files("openai-community/gpt2").encode(text) == GPT2BPE(str(gpt2)).encode(text)
+    assert GPT1BPE("openai-community/openai-gpt").encode(text) == GPT1BPE(str(gpt1)).encode(text)
+    assert CLIPTokenizer("openai/clip-vit-base-patch32").encode(text) == CLIPTokenizer(
+        str(clip / "bpe_simple_vocab_16e6.txt.gz")).encode(text)

@@ -11,6 +11,7 @@ import tokenizers
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from radford.errors import RadfordError
+from radford.hub import local_path
 from radford.tokenizers.base import TOKENIZER_JSON, Tokenizer
 
 EOT = "<|endoftext|>"
@@ -49,7 +50,7 @@ class GPT2BPE(Tokenizer):
 
     def __init__(self, path: str) -> None:
         super().__init__()
-        files = find_files(Path(path).expanduser())
+        files = find_files(local_path(path))
         if len(files) == 1:
             backend = read_json(files[0])
             if not isinstance(backend.model, models.BPE) or backend.model.end_of_word_suffix:

@@ -31,6 +31,7 @@ import torch
 from tokenizers import Regex, decoders, models, pre_tokenizers, processors, trainers
 
 from radford.errors import RadfordError
+from radford.hub import local_path
 from radford.tokenizers.base import Tokenizer, check_unicode
 from radford.tokenizers.bpe import byte_characters
 
@@ -39,6 +40,7 @@ END_OF_WORD = "</w>"
 CONTEXT_LENGTH = 77  # CLIP's text context (paper section 2.4: 76 tokens between the two special ones)
 PAD_ID = 0  # OpenAI's tokenize() pads with zeros; the text encoder reads only up to <|endoftext|>
 # OpenAI's vocabulary file holds more merges than CLIP uses: 49,152 - 256 - 2 of them, leaving room for the bytes.
+OPENAI_VOCABULARY = "bpe_simple_vocab_16e6.txt.gz"
 OPENAI_MERGES = 49152 - 256 - 2
 # OpenAI's pre-tokenizer regex (simple_tokenizer.py), less its special tokens, which tokenizers matches itself.
 # OpenAI's ignores case, which matters only twice in lower-cased text: "'\u017f" (long s) is "'s", and U+0345 (a
@@ -80,7 +82,10 @@ def _pairs(lines: Iterable[str]) -> list[tuple[str, str]]:
 
 
 def _read(path: Path) -> tokenizers.Tokenizer:
-    """OpenAI's merges file (``bpe_simple_vocab_16e6.txt.gz``), or a Hugging Face CLIP tokenizer folder."""
+    """OpenAI's merges file (``bpe_simple_vocab_16e6.txt.gz``, or a folder that holds it), or a Hugging Face CLIP
+    tokenizer folder."""
+    if (path / OPENAI_VOCABULARY).is_file():
+        path = path / OPENAI_VOCABULARY
     try:
         if path.is_file():
             with gzip.open(path, "rt", encoding="utf-8") as file:
@@ -115,7 +120,7 @@ class CLIPTokenizer(Tokenizer):
     def __init__(self, path: str | None = None, vocab_size: int = 1024, min_frequency: int = 2) -> None:
         super().__init__()
         if path is not None:
-            self._backend = _read(Path(path).expanduser())
+            self._backend = _read(local_path(path))
         elif vocab_size <= BASE_TOKENS:
             raise RadfordError(f"CLIPTokenizer vocab_size {vocab_size} is too small: it needs more than "
                                f"{BASE_TOKENS} (256 bytes, the same ending a word, {SOT} and {EOT})")

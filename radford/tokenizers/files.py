@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import tokenizers
 from tokenizers import models
 
 from radford.errors import RadfordError
+from radford.hub import local_path
 from radford.tokenizers.base import Tokenizer
 from radford.tokenizers.bpe import BPE, GPT2BPE, find_files, read_json, read_pair, word_final
 from radford.tokenizers.char import Char
@@ -57,7 +57,7 @@ def from_files(path: str | os.PathLike) -> Tokenizer:
     encoder_bpe_40000.json + vocab_40000.bpe), GPT-2's is byte-level (a ``GPT2BPE``, as are GPT-2's encoder.json +
     vocab.bpe). (The tokenizer of a checkpoint: ``radford.checkpoints.saved_tokenizer``.)
     """
-    files = find_files(Path(path).expanduser())
+    files = find_files(local_path(path))
     if len(files) == 1:
         return _wrap(read_json(files[0]))
     vocab, _ = read_pair(*files)

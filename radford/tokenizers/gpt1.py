@@ -10,12 +10,11 @@ the original's ftfy and spaCy), each word's last token marked with ``</w>``; a c
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import tokenizers
 from tokenizers import decoders, models, normalizers, pre_tokenizers
 
 from radford.errors import RadfordError
+from radford.hub import local_path
 from radford.tokenizers.base import Tokenizer
 from radford.tokenizers.bpe import END_OF_WORD, find_files, read_json, read_pair, word_final
 from radford.tokenizers.clip import SOT
@@ -50,7 +49,7 @@ class GPT1BPE(Tokenizer):
 
     def __init__(self, path: str) -> None:
         super().__init__()
-        files = find_files(Path(path).expanduser())
+        files = find_files(local_path(path))
         if len(files) == 1:
             backend = read_json(files[0])
             if not is_gpt1(backend):
