@@ -30,6 +30,11 @@ Images (Pillow only)
     ``open_image``, ``resize_center_crop``, ``to_tensor``, ``normalize``: decode, bicubic resize and centre
     crop, ``(C, H, W)`` float tensors in [0, 1], per-channel normalisation.
 
+Data
+    ``dataset_path(name_or_path)``: a dataset by name (``mnist``, ``tinyshakespeare``, ``sst2/train``, ...) as the local
+    file, downloaded once and checked (``RADFORD_DATASETS_MIRROR`` for machines without network); a path passes
+    through.
+
 Evaluation
     ``linear_probe``: logistic regression on frozen features with C chosen on a validation split;
     ``ProbeResult`` is what it returns.
@@ -70,6 +75,7 @@ _EXPORTS = {
     "adamw": "radford.models.common:adamw",
     "cli": "radford.cli:main",
     "find_recipe": "radford.recipes:find",
+    "dataset_path": "radford.data.datasets:resolve",
     "linear_probe": "radford.eval.probe:linear_probe",
     "list_recipes": "radford.recipes:list_recipes",
     "load": "radford.checkpoints:load",

@@ -23,7 +23,7 @@ from tests.helpers import ROOT
 
 PUBLIC = "radford.api"
 # Public names that differ from the name of the object they export.
-RENAMED = {"cli": "main", "find_recipe": "find", "plugin_names": "names"}
+RENAMED = {"cli": "main", "dataset_path": "resolve", "find_recipe": "find", "plugin_names": "names"}
 
 
 def radford_imports(folder: Path) -> dict[str, set[str]]:

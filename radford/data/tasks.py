@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from radford.data.datasets import DATASETS, NAMES
 from radford.data.records import read_records
 from radford.data.tokenizer_state import TokenizerState
 from radford.errors import RadfordError
@@ -145,8 +146,10 @@ class TaskData(TokenizerState, L.LightningDataModule):
         tokenizer: the pretrained model's tokenizer (``pretrained`` or ``gpt2`` with a path), or a trainable
             one (``bpe``), which learns its vocabulary from the training texts.
         task: classification, entailment, similarity or multiple_choice (the fields each needs: module doc).
-        train, val, test, predict: JSONL (``.jsonl``/``.json``) or ``.csv`` files, or ``stdlib-docstrings``;
-            each optional until the command needs it (``predict`` files may leave out ``label``).
+        train, val, test, predict: JSONL (``.jsonl``/``.json``) or ``.csv`` files, a dataset name (``sst2/train``,
+            ``radford.data.datasets``), or ``stdlib-docstrings``; each optional until the command needs it
+            (``predict`` files may leave out ``label``).
+        fields: the task's field names as the files name them, where they differ: ``{text: sentence}`` for SST.
         labels: the label set, for string labels (index = position in this list); None: labels in the files
             are class indices 0..n-1, or scores for similarity. Multiple choice labels are always the index
             of the right choice.
@@ -157,8 +160,8 @@ class TaskData(TokenizerState, L.LightningDataModule):
 
     def __init__(self, tokenizer: Tokenizer, task: Task = "classification", train: str | None = None,
                  val: str | None = None, test: str | None = None, predict: str | None = None,
-                 labels: list[str] | None = None, max_length: int = 512, batch_size: int = 32,
-                 num_workers: int = 0) -> None:
+                 labels: list[str] | None = None, fields: dict[str, str] | None = None, max_length: int = 512,
+                 batch_size: int = 32, num_workers: int = 0) -> None:
         super().__init__()
         self.task = check_task(task)
         if labels is not None and task == "multiple_choice":
@@ -172,11 +175,19 @@ class TaskData(TokenizerState, L.LightningDataModule):
             raise RadfordError(f"batch_size must be positive, got {batch_size}")
         self.sources = {"train": train, "val": val, "test": test, "predict": predict}
         for split, source in self.sources.items():
-            if source not in (None, STDLIB_DOCSTRINGS) and not Path(source).expanduser().is_file():
-                raise RadfordError(f"{split} file {source!r} not found (give a .jsonl or .csv file, "
+            if source in (None, STDLIB_DOCSTRINGS):
+                continue
+            file = Path(DATASETS[source].file if source in DATASETS else source)
+            if source not in DATASETS and not file.expanduser().is_file():
+                raise RadfordError(f"{split} file {source!r} not found (give a .jsonl or .csv file, {NAMES}, "
                                    f"or {STDLIB_DOCSTRINGS!r})")
-            if source not in (None, STDLIB_DOCSTRINGS) and Path(source).suffix not in (".jsonl", ".json", ".csv"):
+            if file.suffix not in (".jsonl", ".json", ".csv"):
                 raise RadfordError(f"{split} file {source!r} has an unknown format; valid: .jsonl, .json, .csv")
+        unknown = sorted(set(fields or {}) - {*FIELDS[task], "label"})
+        if unknown:
+            raise RadfordError(f"fields names {unknown[0]!r}, which task {task} does not read; its fields: "
+                               f"{', '.join((*FIELDS[task], 'label'))}")
+        self.fields = dict(fields or {})
         if STDLIB_DOCSTRINGS in self.sources.values() and task != "classification":
             raise RadfordError(f"{STDLIB_DOCSTRINGS} is a classification task, not {task}")
         self.tokenizer, self.labels = tokenizer, labels
@@ -209,7 +220,7 @@ class TaskData(TokenizerState, L.LightningDataModule):
             source = self.sources[split]
             if source is None:
                 raise RadfordError(f"no {split} file given: set data.init_args.{split}")
-            self._records[split] = records = _read(source, split)
+            self._records[split] = records = [(where, self._renamed(record)) for where, record in _read(source, split)]
             needed = FIELDS[self.task] + (() if split == "predict" else ("label",))
             for where, record in records:
                 missing = [field for field in needed if field not in record]
@@ -220,6 +231,10 @@ class TaskData(TokenizerState, L.LightningDataModule):
             if not records:
                 raise RadfordError(f"{split} file {source!r} holds no examples")
         return self._records[split]
+
+    def _renamed(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A record under the task's field names (``fields`` maps them to the file's)."""
+        return {**record, **{ours: record[theirs] for ours, theirs in self.fields.items() if theirs in record}}
 
     def _texts(self, record: dict[str, Any], where: str = "") -> list[str]:
         """The example's texts in the order ``transform`` takes them, checked."""

@@ -8,13 +8,11 @@ A CSV of 8-bit images (MNIST's ``mnist_5k.csv.gz``) is the other source.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import lightning as L
 import numpy as np
 import torch
 from PIL import Image
-from radford.api import RadfordError, resize_center_crop, to_tensor
+from radford.api import RadfordError, dataset_path, resize_center_crop, to_tensor
 from sklearn.datasets import load_digits
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -31,9 +29,10 @@ def read_images(source: str) -> tuple[np.ndarray, np.ndarray]:
     if source == DIGITS:
         digits = load_digits()
         return np.round(digits.images * (255 / 16)).astype(np.uint8), digits.target
-    path = Path(source).expanduser()
+    path = dataset_path(source)
     if not path.is_file():
-        raise RadfordError(f"image source {source!r} not found: give {DIGITS!r} or a CSV file of images")
+        raise RadfordError(f"image source {source!r} not found: give {DIGITS!r}, the dataset 'mnist', or a CSV file of "
+                           "images")
     try:
         rows = np.loadtxt(path, delimiter=",", dtype=np.int64, ndmin=2)
     except ValueError as error:
