@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from radford.errors import RadfordError
 from radford.io import write_atomically
+from radford.runs import shown
 
 
 class WritePredictions(BasePredictionWriter):
@@ -21,12 +22,13 @@ class WritePredictions(BasePredictionWriter):
     index, or the score of a similarity regression. Written whole or not at all (temporary file, then rename).
 
     Args:
-        path: the JSON lines file to write (relative to the working directory).
+        path: the JSON lines file to write (relative to the working directory); by default ``predictions.jsonl`` in
+            the run folder of ``radford predict`` (``runs/<recipe>/version_N/predict/`` beside the checkpoint's run).
     """
 
-    def __init__(self, path: str = "predictions.jsonl") -> None:
+    def __init__(self, path: str | None = None) -> None:
         super().__init__(write_interval="epoch")
-        self.path = Path(path)
+        self.path = None if path is None else Path(path)
 
     def write_on_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, predictions: Sequence[Any],
                            batch_indices: Sequence[Any]) -> None:
@@ -41,5 +43,6 @@ class WritePredictions(BasePredictionWriter):
                        ensure_ascii=False)
             for record, value in zip(datamodule.records("predict"), values, strict=True)
         ]
-        write_atomically(self.path, lambda tmp: tmp.write_text("".join(f"{line}\n" for line in lines),
-                                                                encoding="utf-8"))
+        path = self.path or Path(trainer.default_root_dir) / "predictions.jsonl"
+        write_atomically(path, lambda tmp: tmp.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8"))
+        print(f"radford predict: {len(lines)} predictions in {shown(path)}")

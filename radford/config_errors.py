@@ -191,5 +191,6 @@ def bad_values(config: Mapping[str, Any]) -> Iterator[tuple[tuple[str, ...], str
 
 def check_values(config: Mapping[str, Any]) -> None:
     """Refuse, in one line naming the key, the first of ``bad_values``."""
-    for path, problem in bad_values(config):
-        raise RadfordError(f"{'.'.join(path)} {problem}")
+    bad = next(bad_values(config), None)
+    if bad is not None:
+        raise RadfordError(f"{'.'.join(bad[0])} {bad[1]}")

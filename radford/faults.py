@@ -7,7 +7,8 @@
   stages in the system temporary folder and *moves* the file, which is a copy when that is another filesystem.)
   It reads checkpoints without running pickled code, with one clear line for a truncated or foreign file.
 - ``StopOnSignal``: SIGTERM (how a cluster pre-empts a job) or a first Ctrl-C finishes the current step, saves a
-  resumable ``last.ckpt`` and stops; a second Ctrl-C aborts at once.
+  resumable ``last.ckpt`` and stops; a second Ctrl-C aborts at once (status 130, as the first).
+- ``KeepFinalState``: the last step of a fit is validated and saved, whatever ``val_check_interval`` is.
 - ``StopOnNonFiniteLoss``: a NaN or infinite loss stops the run before the step that would spread it into the
   weights, naming the step and the last good checkpoint.
 - ``read_resumable``, ``model_arguments_replaced`` and ``check_resumable``: resuming with ``--ckpt_path`` reads
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor
@@ -80,7 +83,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def _checkpoint_path(trainer: L.Trainer) -> Path:
-    callback = trainer.checkpoint_callback
+    callback = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None)
     folder = callback.dirpath if callback is not None and callback.dirpath else Path(trainer.default_root_dir)
     return Path(folder) / "last.ckpt"
 
@@ -90,6 +93,7 @@ class StopOnSignal(L.Callback):
 
     def __init__(self) -> None:
         self._interrupted = False
+        self._trained = False  # a step of this run done: something to save
         self._previous_handler: Any = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -103,8 +107,9 @@ class StopOnSignal(L.Callback):
         self._restore()
         if type(exception) is SIGTERMException and trainer.state.fn == TrainerFn.FITTING:
             # Lightning acted on SIGTERM itself (during validation, or at an epoch's end): save there too, and make
-            # its exit say so, with the shell's status for SIGTERM rather than 0.
-            path = self._save(trainer)
+            # its exit say so, with the shell's status for SIGTERM rather than 0. Before the first step there is
+            # nothing to save (the run's folder goes).
+            path = self._save(trainer) if self._trained else None
             exception.code = SIGNAL_EXIT_STATUS["SIGTERM"]
             exception.reason, exception.step, exception.checkpoint = "SIGTERM", trainer.global_step, path
 
@@ -118,9 +123,10 @@ class StopOnSignal(L.Callback):
             raise KeyboardInterrupt
         self._interrupted = True
         print("\nradford: stopping after this step to save a checkpoint (Ctrl-C again aborts without one)",
-              flush=True)
+              file=sys.stderr, flush=True)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        self._trained = True
         # Lightning notes SIGTERM but acts on it only at the end of an epoch, which a long run may never reach.
         reason = "SIGTERM" if trainer.received_sigterm else "SIGINT" if self._interrupted else None
         if trainer.world_size > 1:  # every rank stops at the same step, or the collective save would hang
@@ -136,6 +142,30 @@ class StopOnSignal(L.Callback):
         path = _checkpoint_path(trainer)
         trainer.save_checkpoint(path, weights_only=False)  # with optimizer and loop state: resumable
         return str(path.resolve())
+
+
+class KeepFinalState(Checkpoint):
+    """The last step of every fit is validated and saved, whatever ``val_check_interval`` is: a run of 250 steps
+    that validates every 200 would otherwise report the loss of step 200 and leave its weights on disk.
+
+    At the last step it asks Lightning to stop, which makes it validate there (as before an early stop), and the
+    ``ModelCheckpoint`` saves after that validation; without validation data, this saves ``last.ckpt`` at the end of
+    training. It is a ``Checkpoint`` because Lightning runs those last, in order: after the ``ModelCheckpoint``, so it
+    sees that one's save."""
+
+    def __init__(self) -> None:
+        self._saved_at: int | None = None
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if 0 < trainer.max_steps <= trainer.global_step:
+            trainer.should_stop = True
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        self._saved_at = trainer.global_step
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._saved_at != trainer.global_step and not trainer.fast_dev_run:  # a smoke test saves nothing
+            trainer.save_checkpoint(_checkpoint_path(trainer), weights_only=False)
 
 
 class StopOnNonFiniteLoss(L.Callback):

@@ -12,23 +12,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from radford import recipes, registry
+from radford import recipes, registry, runs
 from radford.config_errors import import_class, one_line, parameters
 from radford.errors import RadfordError
 
 if TYPE_CHECKING:
     from lightning.pytorch.cli import LightningCLI
 
-RUNS_DIR = "runs"
-SPECIAL_CKPT_PATHS = ("last", "best", "hpc", "registry")  # --ckpt_path values Lightning resolves itself
+SPECIAL_CKPT_PATHS = ("best", "hpc", "registry")  # --ckpt_path values Lightning resolves itself (radford: last)
 # Which registry a ``class_path`` is looked up in, by the key that holds it.
 SECTION_KINDS = {"model": "models", "data": "data", "tokenizer": "tokenizers"}
 BASE = "base"  # the key of a recipe that names the recipes it builds on
@@ -49,9 +48,10 @@ class Link(NamedTuple):
 
 
 def _class_kind(key: str) -> str | None:
-    """The registry kind when a key names a class: ``model``, ``data.class_path``, ``...tokenizer``."""
+    """The registry kind when a key names a class: ``model``, ``data.class_path``, ``...tokenizer``, and
+    ``--model.help`` (a class's options)."""
     parts = [p for p in key.removeprefix("--").split(".") if p != "init_args"]
-    if parts and parts[-1] == "class_path":
+    if parts and parts[-1] in ("class_path", "help"):
         parts.pop()
     if parts in (["model"], ["data"]) or (parts and parts[-1] == "tokenizer"):
         return SECTION_KINDS[parts[-1]]
@@ -211,40 +211,48 @@ def _checkpoint_model(hparams: dict[str, Any]) -> dict[str, Any]:
 # -- the run ---------------------------------------------------------------------------------------------------
 
 
-def _next_version(root: Path) -> int:
-    versions = [int(p.name.split("_")[1]) for p in root.glob("version_*") if p.name.split("_")[1].isdigit()]
-    return max(versions, default=-1) + 1
+def given_recipes(args: Sequence[str]) -> list[str]:
+    """The ``--recipe`` values of a command line, in order (the report's next command repeats them)."""
+    pairs = zip(args, [*args[1:], ""], strict=True)
+    return [arg.partition("=")[2] or following for arg, following in pairs if arg.partition("=")[0] == "--recipe"]
 
 
-def trainer_defaults(run_name: str) -> dict[str, Any]:
-    """Where a run writes: ``runs/<recipe>/version_N`` with a CSV log, TensorBoard events and checkpoints."""
-    root = Path(RUNS_DIR) / run_name
-    # One version for both loggers, so a run's files share a folder. DDP starts the other ranks by
-    # running this command again: they take rank zero's version rather than counting folders anew.
-    if os.environ.get("LOCAL_RANK", "0") != "0" and "RADFORD_RUN_VERSION" in os.environ:
-        version = int(os.environ["RADFORD_RUN_VERSION"])
-    else:
-        version = _next_version(root)
-        os.environ["RADFORD_RUN_VERSION"] = str(version)
-    logger_args = {"save_dir": str(root), "name": "", "version": version}
-    return {
-        "default_root_dir": str(root),
-        "logger": [
-            {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": logger_args},
-            {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": logger_args},
-        ],
-    }
+def latest_checkpoint(root: Path, subcommand: str) -> str | None:
+    """``--ckpt_path last``: the newest checkpoint of any fit under ``root``, as litgpt's ``resume: auto``, said in
+    one line. A fit without one starts from step 0; the other commands have nothing to read."""
+    found = runs.latest_checkpoint(root)
+    if found is None and subcommand != "fit":
+        raise RadfordError(f"--ckpt_path last: no checkpoint under {runs.shown(root)} to {subcommand}; give its path")
+    if runs.is_rank_zero():
+        said = (f"{runs.shown(found)}, the latest checkpoint under {runs.shown(root)}" if found
+                else f"no checkpoint under {runs.shown(root)} yet; training from step 0")
+        print(f"radford: --ckpt_path last: {said}", file=sys.stderr)
+    return None if found is None else str(found)
+
+
+def nothing_trained(global_step: int, max_steps: int, epoch: int, max_epochs: int | None) -> str:
+    """Why a fit ran no training step: it is an error, never a success."""
+    if 0 < max_steps <= global_step:
+        return (f"the run trained 0 steps: it starts at step {global_step} and --trainer.max_steps is {max_steps}; "
+                "raise max_steps to train on")
+    if max_epochs is not None and 0 < max_epochs <= epoch:
+        return (f"the run trained 0 steps: it starts at epoch {epoch} and --trainer.max_epochs is {max_epochs}; "
+                "raise max_epochs to train on")
+    return "the run trained 0 steps: the training data gave no batch (is it empty, or does none of it decode?)"
 
 
 def _lightning_cli_class() -> type:
     from lightning.fabric.plugins import CheckpointIO
-    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-    from lightning.pytorch.cli import LightningCLI
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ModelSummary, ProgressBar
+    from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     import radford.callbacks  # noqa: F401  (imported, its callbacks take short names: --trainer.callbacks+=WritePredictions)
+    from radford import console
     from radford.checkpoints import RecordForLoad
     from radford.faults import (
         AtomicCheckpointIO,
+        KeepFinalState,
         StopOnNonFiniteLoss,
         StopOnSignal,
         check_resumable,
@@ -252,14 +260,36 @@ def _lightning_cli_class() -> type:
         read_resumable,
     )
 
-    class RadfordCLI(LightningCLI):
-        """LightningCLI with the links of ``shared_links``, radford's guards on every trainer, and a checkpoint to
-        resume from read once."""
+    console.quiet_lightning()
 
-        def __init__(self, *args: Any, links: Sequence[Link] = (), **kwargs: Any) -> None:
-            self.links = links
+    class SaveConfig(SaveConfigCallback):
+        """``config.yaml`` in the run folder, whichever logger comes first (a W&B logger's folder is elsewhere)."""
+
+        def save_config(self, trainer, pl_module, stage) -> None:
+            path = Path(trainer.default_root_dir) / self.config_filename
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.parser.save(self.config, str(path), skip_none=False, overwrite=True, multifile=self.multifile)
+
+    class RadfordCLI(LightningCLI):
+        """LightningCLI with the links of ``shared_links``, run folders (``radford.runs``), radford's callbacks on
+        every trainer, a checkpoint to resume from read once, and a report at the end (``radford.console``)."""
+
+        def __init__(self, *args: Any, links: Sequence[Link] = (), run_name: str | None = None,
+                     recipes: Sequence[str] = (), **kwargs: Any) -> None:
+            self.links, self.run_name, self.recipes = links, run_name, recipes
+            self.root = runs.root_folder(None, run_name)
+            self.ckpt_path: str | None = None
             self.resumed: tuple[str, dict[str, Any]] | None = None  # (ckpt_path, its contents)
-            super().__init__(*args, **kwargs)
+            self.run: runs.RunFolder | None = None
+            self.report: console.RunReport | None = None
+            kwargs = {"save_config_callback": SaveConfig,
+                      "save_config_kwargs": {"overwrite": True, "save_to_log_dir": False}, **kwargs}
+            try:
+                super().__init__(*args, **kwargs)
+            except BaseException:
+                if self.run is not None and (self.report is None or not self.report.steps):
+                    self.run.discard()  # a run that fails before its first step leaves no folder
+                raise
 
         def add_arguments_to_parser(self, parser) -> None:
             for link in self.links:
@@ -267,17 +297,26 @@ def _lightning_cli_class() -> type:
                 parser.link_arguments(link.source, link.target, compute_fn=compute, apply_on=link.apply_on)
 
         def parse_arguments(self, parser, args) -> None:
-            """Parse; resuming from a checkpoint file, read it, say which of the recipe's model arguments it replaces,
-            and take the checkpoint's. Lightning would read the file again for those: until the classes are built,
-            it is not shown the path (FSDP's sharded checkpoints, folders, are left to it)."""
+            """Parse; find the root folder and the checkpoint (``last``: the newest under the root). Resuming from a
+            checkpoint file, read it, say which of the recipe's model arguments it replaces, and take the
+            checkpoint's. Lightning would read the file again for those: until the classes are built, it is not
+            shown the path (FSDP's sharded checkpoints, folders, are left to it)."""
             super().parse_arguments(parser, args)
             subcommand = self.config.get("subcommand")
-            ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-            if not ckpt_path or ckpt_path in SPECIAL_CKPT_PATHS or Path(ckpt_path).is_dir():
+            config = self.config[subcommand] if subcommand else self.config
+            self.root = runs.root_folder(config.get("trainer.default_root_dir"), self.run_name)
+            ckpt_path = config.get("ckpt_path")
+            if ckpt_path == "last":
+                ckpt_path = latest_checkpoint(self.root, subcommand)
+            elif ckpt_path:
+                ckpt_path = runs.resolve(ckpt_path)
+            if subcommand:
+                config.ckpt_path = self.ckpt_path = ckpt_path
+            if not subcommand or not ckpt_path or ckpt_path in SPECIAL_CKPT_PATHS or Path(ckpt_path).is_dir():
                 return
             checkpoint = read_resumable(ckpt_path)
             linked = [link.target.rpartition(".")[2] for link in self.links if link.target.startswith("model.")]
-            note = model_arguments_replaced(checkpoint, self.config[subcommand].get("model"), linked=linked)
+            note = model_arguments_replaced(checkpoint, config.get("model"), linked=linked)
             if note:
                 print(f"radford: resuming from {ckpt_path}: {note}", file=sys.stderr)
             model = _checkpoint_model(checkpoint.get("hyper_parameters") or {})
@@ -290,46 +329,120 @@ def _lightning_cli_class() -> type:
             if self.resumed is not None:
                 self.config[self.config.subcommand].ckpt_path = self.resumed[0]
 
-        def instantiate_trainer(self, **kwargs):
-            """Keep ``last.ckpt`` for resuming and log the learning rate, unless the recipe turned those off;
-            always record in checkpoints what ``radford.load`` needs, write them atomically, and stop cleanly on
-            a signal or a diverging loss (``radford.faults``)."""
-            config = self._get(self.config_init, "trainer", default={})
-            callbacks = [*(config.get("callbacks") or []), RecordForLoad(), StopOnSignal(), StopOnNonFiniteLoss()]
-            if config.get("enable_checkpointing") is not False and not any(
-                isinstance(c, ModelCheckpoint) for c in callbacks
-            ):
-                callbacks.append(ModelCheckpoint(save_last=True))
+        def _run_folder(self, smoke_test: bool) -> runs.RunFolder:
+            """Where this command writes: a fit's fresh version, an evaluation's folder beside its checkpoint's run.
+            Building the classes only (``run=False``) or a ``fast_dev_run`` writes nothing, so reserves nothing."""
+            if not self.subcommand or smoke_test:
+                return runs.RunFolder(self.root)
+            if self.subcommand == "fit":
+                return runs.fit_folder(self.root)
+            return runs.eval_folder(self.root, self.ckpt_path, self.subcommand)
+
+        def default_callbacks(self, config: dict[str, Any], folder: Path) -> list:
+            """The callbacks every radford run adds to the recipe's; a callback for every run is added here.
+
+            Always: what ``radford.load`` needs recorded in checkpoints, a clean stop on a signal or a diverging
+            loss (``radford.faults``), and the report. Unless the recipe turned them off or brings its own: the
+            progress bar and model summary of ``radford.console``, the learning rate logged, and checkpoints in
+            the run folder, ``last.ckpt`` for resuming and the final state kept.
+            """
+            given = config.get("callbacks") or []
+            callbacks = [RecordForLoad(), StopOnSignal(), StopOnNonFiniteLoss(), self.report]
+            if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in given):
+                callbacks.append(console.progress_bar())
+            if config.get("enable_model_summary") is not False and not any(isinstance(c, ModelSummary) for c in given):
+                callbacks.append(console.ModelSummary())
             if config.get("logger") is not False:
                 callbacks.append(LearningRateMonitor(logging_interval="step"))
+            if self.subcommand in ("fit", None) and config.get("enable_checkpointing") is not False:
+                checkpoints = [c for c in given if isinstance(c, ModelCheckpoint)]
+                for callback in checkpoints:
+                    callback.dirpath = callback.dirpath or str(folder / runs.CHECKPOINTS)
+                if not checkpoints:
+                    callbacks.append(ModelCheckpoint(dirpath=folder / runs.CHECKPOINTS, save_last=True))
+                callbacks.append(KeepFinalState())  # after the ModelCheckpoints: it looks at what they saved
+            return callbacks
+
+        def instantiate_trainer(self, **kwargs):
+            """The trainer, writing into the run folder: CSV and (for a fit) TensorBoard logs unless the recipe names
+            its loggers, ``default_callbacks``, checkpoints written atomically."""
+            config = self._get(self.config_init, "trainer", default={})
+            smoke_test = bool(config.get("fast_dev_run"))
+            self.run = self._run_folder(smoke_test)
+            folder = self.run.path
+            self.report = console.RunReport(self.run, fit=self.subcommand == "fit" and not smoke_test)
+            loggers = config.get("logger")
+            if loggers is None or loggers is True:
+                where = {"save_dir": str(folder.parent), "name": "", "version": folder.name}
+                events = [TensorBoardLogger(**where)] if self.subcommand in ("fit", None) else []
+                loggers = [CSVLogger(**where), *events]
+            given, ours = config.get("callbacks") or [], self.default_callbacks(config, folder)
+            if any(isinstance(c, console.ModelSummary) for c in ours):
+                kwargs["enable_model_summary"] = False  # Lightning adds none of its own, and says nothing of ours
+            if self.subcommand not in ("fit", None) and not any(isinstance(c, ModelCheckpoint) for c in given):
+                kwargs["enable_checkpointing"] = False  # an evaluation saves nothing (and restores no checkpointer)
+            callbacks = [*given, *ours]
             plugins = config.get("plugins") or []
             plugins = list(plugins) if isinstance(plugins, list) else [plugins]
             if not any(isinstance(p, CheckpointIO) for p in plugins):
                 plugins.append(AtomicCheckpointIO())
             try:
-                return super().instantiate_trainer(callbacks=callbacks, plugins=plugins, **kwargs)
+                return super().instantiate_trainer(callbacks=callbacks, plugins=plugins, logger=loggers,
+                                                   default_root_dir=str(folder), **kwargs)
             except ValueError as error:  # the Trainer refuses settings this machine cannot run (FSDP without a GPU)
                 raise RadfordError(str(error).strip().splitlines()[0]) from error
 
         def _restore_once(self) -> None:
-            """Refuse a checkpoint whose weights the model cannot hold, and hand the read to Lightning's restore."""
+            """Refuse a checkpoint whose weights the model cannot hold, and hand the read to Lightning's restore,
+            without the callback states that do not apply (``_restored_states``)."""
             if self.resumed is None:
                 return
             ckpt_path, checkpoint = self.resumed
             check_resumable(self.model, checkpoint, ckpt_path)
+            checkpoint = {**checkpoint, "callbacks": self._restored_states(checkpoint.get("callbacks") or {})}
             checkpoint_io = self.trainer.strategy.checkpoint_io
             if isinstance(checkpoint_io, AtomicCheckpointIO):
                 checkpoint_io.reuse(ckpt_path, checkpoint)
 
-        before_fit = before_validate = before_test = before_predict = _restore_once
+        def _restored_states(self, states: dict[str, Any]) -> dict[str, Any]:
+            """An evaluation restores no training callback; a resumed fit, which writes into a folder of its own,
+            not the checkpointers that saved into another (their best and top-k files stay with the old run).
+            Lightning would warn of each, a warning with nothing for the user to do."""
+            if self.subcommand != "fit":
+                return {}
+            folders = {os.path.realpath(c.dirpath) for c in self.trainer.checkpoint_callbacks
+                       if getattr(c, "dirpath", None)}
+            return {key: state for key, state in states.items() if not isinstance(state, dict)
+                    or not state.get("dirpath") or os.path.realpath(state["dirpath"]) in folders}
+
+        def before_fit(self) -> None:
+            self._restore_once()
+            if runs.is_rank_zero():  # what runs killed mid-save left under this root, or beside the resumed one
+                resumed_run = runs.run_of(self.resumed[0]) if self.resumed else None
+                runs.sweep_stale_writes(self.root, *([resumed_run.parent] if resumed_run else []))
+
+        def _before_evaluation(self) -> None:
+            self._restore_once()
+            self.config_init[self.subcommand]["verbose"] = False  # the report below prints the metrics
+
+        before_validate = before_test = _before_evaluation
+        before_predict = _restore_once
+
+        def after_fit(self) -> None:
+            trainer = self.trainer
+            if not self.report.steps:
+                raise RadfordError(nothing_trained(trainer.global_step, trainer.max_steps, trainer.current_epoch,
+                                                   trainer.max_epochs))
+            if trainer.is_global_zero and not trainer.fast_dev_run:  # a smoke test saves nothing to report
+                print(console.fit_summary(trainer, self.report, self.recipes))
+
+        def _after_evaluation(self) -> None:
+            if self.trainer.is_global_zero and not self.trainer.fast_dev_run:
+                print(console.eval_summary(self.trainer, self.report, self.subcommand, self.ckpt_path, self.recipes))
+
+        after_validate = after_test = _after_evaluation
 
     return RadfordCLI
-
-
-def _hide_adverts() -> None:
-    """Lightning prints tips advertising its cloud products at every start; keep the console for the run."""
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
-        logging.getLogger(name).addFilter(lambda record: not str(record.msg).startswith("💡 Tip"))
 
 
 def _radford_cause(error: BaseException) -> RadfordError | None:
@@ -341,15 +454,16 @@ def _radford_cause(error: BaseException) -> RadfordError | None:
 
 def run_lightning(args: Sequence[str], run: bool = True) -> LightningCLI:
     """``fit``, ``validate``, ``test`` or ``predict`` through LightningCLI. With ``run=False`` and ``args`` without
-    the subcommand, it builds the model, data module and trainer as the subcommand would, and runs nothing."""
+    the subcommand, it builds the model, data module and trainer as the subcommand would, and runs nothing.
+    ``--help-all`` is Lightning's help: every option of the recipe's classes and the trainer."""
     from lightning import LightningDataModule, LightningModule
     from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    args = ["--help" if arg == "--help-all" else arg for arg in args]
     expanded, run_name = expand_recipes(args)
     links = shared_links(**chosen_classes(expanded))
     check_said_once(expanded, links)
-    _hide_adverts()
     cli_class = _lightning_cli_class()
     # We hand LightningCLI the expanded arguments on purpose; sys.argv keeps the user's for DDP relaunches.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
@@ -359,17 +473,23 @@ def run_lightning(args: Sequence[str], run: bool = True) -> LightningCLI:
             LightningDataModule,
             subclass_mode_model=True,
             subclass_mode_data=True,
-            trainer_defaults=trainer_defaults(run_name or "default"),
             parser_kwargs={"exit_on_error": False},
-            save_config_kwargs={"overwrite": True},
             args=expanded,
             run=run,
             links=links,
+            run_name=run_name,
+            recipes=given_recipes(args),
         )
     except SIGTERMException as stop:  # radford's Stopped, or Lightning's own, which StopOnSignal annotates
-        if hasattr(stop, "checkpoint"):
+        if getattr(stop, "checkpoint", None):
             print(f"radford: stopped by {stop.reason} at step {stop.step}; resume with the same command and "
                   f"--ckpt_path {stop.checkpoint}", file=sys.stderr)
+        elif hasattr(stop, "reason"):
+            print(f"radford: stopped by {stop.reason} before the first step; nothing to resume", file=sys.stderr)
+        raise
+    except SystemExit as stop:
+        if stop.code == 1 and isinstance(stop.__context__, KeyboardInterrupt):  # Lightning's exit on a Ctrl-C
+            raise SystemExit(128 + signal.SIGINT) from None
         raise
     except (argparse.ArgumentError, ValueError) as error:
         # jsonargparse wraps what a class's __init__ or a link raised, and words its own parse errors at length.

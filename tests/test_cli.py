@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+import radford
 from radford.cli import COMMANDS, LIGHTNING_COMMANDS, main
 from tests.helpers import error_line, radford_cli
 
@@ -29,7 +30,7 @@ def quiet_lightning():
         (["fit", "--recipe"], ["--recipe needs a value"]),
         (["fit", "--recipe", "gpt2-tiny", "--model", "gpt3"], ["'gpt3'", "registered models:", "gpt1", "gpt2"]),
         (["fit", "--recipe", "gpt2-tiny", "--data.init_args.tokenizer", "wordpiece"],
-         ["'wordpiece'", "registered tokenizers: bpe, char, clip, gpt2"]),
+         ["'wordpiece'", "registered tokenizers: bpe, char, clip, ", "gpt2"]),
         (["fit", "--recipe", "gpt2-tiny", "--model.init_args.n_layr", "3"],
          ["'model.init_args.n_layr'", "did you mean 'n_layer'?", "n_head"]),
         (["fit", "--recipe", "gpt2-tiny", "--data.init_args.tokenizer.init_args.vocab_sise", "3"],
@@ -82,16 +83,62 @@ def test_listing_commands(capsys):
     assert [row for row in rows if row[1] == "radford" and row[3:] != ["ok"]] == []
 
 
-def test_help_lists_every_command_with_its_summary(capsys):
+def test_help_lists_every_command_and_recipe(capsys):
     main(["--help"])
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "usage: radford COMMAND [options]"
-    listed = {line.split()[0]: line for line in lines if line.startswith("  ")}
+    assert lines[0].startswith("usage: radford COMMAND [options]")
+    recipes = next(i for i, line in enumerate(lines) if line.startswith("recipes"))
+    listed = {line.split()[0]: line for line in lines[:recipes] if line.startswith("  ")}
     assert set(listed) == {*LIGHTNING_COMMANDS, *COMMANDS}
-    assert "--recipe NAME_OR_YAML" in listed["fit"]
+    assert "recipe" in listed["fit"] and "checkpoint" in listed["validate"]
     assert "without importing" in listed["plugins"] and "description" in listed["recipes"]
+    names = " ".join(lines[recipes:])
+    assert "gpt2-tiny," in names and "fragments: " in names and "size/gpt2-medium," in names
     main([])
     assert capsys.readouterr().out.splitlines() == lines
+
+
+@pytest.mark.parametrize("command", LIGHTNING_COMMANDS)
+def test_training_help_opens_with_the_recipe_and_examples(capsys, command):
+    main([command, "--recipe", "gpt2-tiny", "--help"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"usage: radford {command} --recipe NAME_OR_YAML")
+    assert any("--help-all" in line for line in lines[:30]) and any("--ckpt_path" in line for line in lines[:30])
+    assert any("gpt2-tiny," in line for line in lines[:30])
+    examples = lines[lines.index("examples:") + 1:]
+    assert len([line for line in examples if line.startswith(f"  radford {command} ")]) == 3
+    assert len(lines) < 40
+
+
+def test_help_all_is_lightnings_and_a_class_has_its_own(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", "--recipe", "gpt2-tiny", "--help-all"])
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    assert "--trainer.max_steps" in out and "--model.help" in out and len(out.splitlines()) > 200
+    with pytest.raises(SystemExit):
+        main(["fit", "--model.help", "gpt2"])  # a registered short name, as a recipe takes
+    assert "--model.n_layer" in capsys.readouterr().out
+
+
+def test_version_names_radford_torch_and_lightning(capsys):
+    from importlib.metadata import version
+
+    main(["--version"])
+    assert capsys.readouterr().out.strip() == (f"radford {radford.__version__} (torch {version('torch')}, "
+                                               f"lightning {version('lightning')})")
+
+
+def test_ctrl_c_outside_training_exits_130(capsys, monkeypatch):
+    monkeypatch.setitem(COMMANDS, "recipes", "tests.test_cli:interrupted_command")
+    with pytest.raises(SystemExit) as stop:
+        main(["recipes"])
+    assert stop.value.code == 130 and "Traceback" not in capsys.readouterr().err
+
+
+def interrupted_command(args):
+    """Stands for any command, interrupted by Ctrl-C."""
+    raise KeyboardInterrupt
 
 
 def test_misspelt_trainer_key_in_a_recipe(capsys, tmp_path):

@@ -22,4 +22,10 @@ def test_gpt2_tiny_twenty_steps(tmp_path):
     assert checkpoint["global_step"] == 20
     assert checkpoint["hyper_parameters"]["vocab_size"] == 4096  # linked from the trained tokenizer
     assert "tokenizer" in checkpoint["TextData"]  # the tokenizer travels with the weights
-    assert (run / "config.yaml").exists()
+    assert (run / "config.yaml").exists() and (run / "loss.png").exists()
+    assert (tmp_path / "runs" / "gpt2-tiny" / "latest").resolve() == run.resolve()
+    report = result.stdout[result.stdout.index("radford fit: 20 steps of gpt2-tiny"):].splitlines()
+    rows = dict(line.split(maxsplit=1) for line in report[1:])
+    assert rows["checkpoint"] == "runs/gpt2-tiny/version_0/checkpoints/last.ckpt"
+    assert rows["next"].startswith("radford generate --checkpoint runs/gpt2-tiny/latest/checkpoints/last.ckpt")
+    assert rows["val_loss"] and rows["val_ppl"]  # the last step is validated, though 20 is no multiple of 200

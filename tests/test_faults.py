@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from radford.cli import main
 from radford.errors import RadfordError
 from radford.faults import AtomicCheckpointIO
 from tests.helpers import ROOT, radford_cli
+from tests.test_run_folders import TINY
 
 RUN = """\
 model: {init_args: {n_layer: 1, n_head: 2, n_embd: 32, block_size: 32, warmup_steps: 2}}
@@ -93,6 +95,31 @@ def test_sigterm_saves_a_checkpoint_that_resumes(tmp_path, small_corpus):
     assert f"`max_steps={step + 2}` reached" in resumed.stderr
 
 
+class SlowSteps(L.Callback):
+    """Each step takes a second: long enough for two Ctrl-C to land in one."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        time.sleep(1)
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_aborts_with_status_130(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    command = [sys.executable, "-m", "radford.cli", "fit", "--recipe", "tiny.yaml", "--trainer.max_steps", "1000",
+               "--trainer.callbacks+=tests.test_faults.SlowSteps"]
+    process = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "runs" / "tiny" / "latest").exists() and time.monotonic() < deadline:  # a step is done
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)  # within the same step: no checkpoint, at once
+    stderr = process.communicate(timeout=120)[1]
+    assert process.returncode == 128 + signal.SIGINT, stderr[-3000:]
+    assert "Traceback" not in stderr and "Ctrl-C again aborts" in stderr
+
+
 @pytest.mark.slow
 def test_nan_loss_stops_naming_the_step_and_the_last_good_checkpoint(tmp_path, small_corpus):
     (tmp_path / "run.yaml").write_text(RUN)
@@ -120,7 +147,7 @@ def test_truncated_and_foreign_checkpoints_are_one_line(workdir, small_corpus, c
 @pytest.mark.slow
 def test_resuming_with_changed_model_arguments_names_those_the_checkpoint_keeps(workdir, small_corpus, checkpoint):
     result = radford_cli(*fit_args(small_corpus, "--model.init_args.n_embd", "64", "--model.init_args.n_head", "4",
-                                   "--trainer.max_steps", "4", "--ckpt_path", str(checkpoint)), cwd=workdir)
+                                   "--trainer.max_steps", "5", "--ckpt_path", str(checkpoint)), cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (f"radford: resuming from {checkpoint}: the model keeps the checkpoint's settings: n_embd 32 (recipe: 64), "
             "n_head 2 (recipe: 4)\n") in result.stderr

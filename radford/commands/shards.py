@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from radford.cli import ArgumentParser
+from radford.io import writing
 
 
 def main(args: Sequence[str]) -> None:
@@ -17,5 +18,6 @@ def main(args: Sequence[str]) -> None:
     options = parser.parse_args(args)
     from radford.data.shards import write_pair_shards
 
-    written = write_pair_shards(options.source, options.pattern, options.maxcount)
+    with writing(options.pattern):
+        written = write_pair_shards(options.source, options.pattern, options.maxcount)
     print(f"wrote {len(written)} shards, {written[0]} to {written[-1]}")

@@ -9,6 +9,7 @@ printed at the end.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from radford.cli import ArgumentParser
@@ -43,6 +44,9 @@ def class_list(names: Sequence[str] | None, file: str | None) -> list[str]:
             names = [line.strip() for line in Path(file).read_text(encoding="utf-8").splitlines() if line.strip()]
         except OSError as error:
             raise RadfordError(f"cannot read --class_file {file}: {error.strerror}") from error
+        except UnicodeDecodeError as error:
+            raise RadfordError(f"--class_file {file} is not UTF-8 text: byte {error.start} is "
+                               f"0x{error.object[error.start]:02x}") from error
     names = list(names or [])
     if len(names) < 2:
         raise RadfordError(f"zero-shot classification needs at least two classes (--classes or --class_file), "
@@ -74,7 +78,7 @@ def main(args: Sequence[str]) -> None:
 
     from radford.checkpoints import load
     from radford.data.pairs import Preprocess
-    from radford.data.pixels import open_image
+    from radford.data.pixels import DecodeFailures, open_image
     from radford.models.clip import CLIP
     from radford.tokenizers.clip import CLIPTokenizer
 
@@ -87,15 +91,20 @@ def main(args: Sequence[str]) -> None:
     tokenizer = model.tokenizer
     if not isinstance(tokenizer, CLIPTokenizer):
         raise RadfordError(f"{options.checkpoint} records a {type(tokenizer).__name__} tokenizer, not CLIP's")
-    prompts = [template.format(name) for name in classes for template in options.templates]
+    # replace, not format: any other brace in a template is text.
+    prompts = [template.replace("{}", name) for name in classes for template in options.templates]
     token_ids = tokenizer.tokenize(prompts, model.hparams.context_length)
     weights = model.class_embeddings(token_ids.view(len(classes), len(options.templates), -1))
     preprocess = Preprocess(model.hparams.image_size)
+    failures = DecodeFailures(", ".join(options.images), len(files))
     known = {name.replace("_", " "): index for index, name in enumerate(classes)}
     correct = labelled = 0
     for start in range(0, len(files), BATCH_SIZE):
-        batch = files[start : start + BATCH_SIZE]
-        pixels = torch.stack([preprocess(open_image(file)) for file in batch])
+        decoded = {file: failures.attempt(partial(open_image, file)) for file in files[start : start + BATCH_SIZE]}
+        batch = [file for file, image in decoded.items() if image is not None]
+        if not batch:
+            continue
+        pixels = torch.stack([preprocess(decoded[file]) for file in batch])
         with torch.no_grad():
             probs = (model.logit_scale.exp() * F.normalize(model.encode_image(pixels), dim=-1) @ weights.T).softmax(-1)
         confidence, predicted = probs.max(-1)

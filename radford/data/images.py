@@ -3,6 +3,7 @@
 One ``source`` names where the images are:
 
 - ``digits``: scikit-learn's bundled 8x8 digits (1,797), an embedded default that needs no download;
+- ``mnist``: 5,000 MNIST digits by name, downloaded once (``radford.data.datasets``);
 - a folder: every image under it, recursively, in any format Pillow reads;
 - WebDataset shards: a ``.tar`` file, a brace pattern (``shards/{000..099}.tar``), or a folder of ``.tar`` files;
   each sample's first image entry (``jpg``, ``png``, ...) is used, and samples that fail to decode are reported
@@ -30,7 +31,8 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from radford.data.pixels import Mode, open_image, resize_center_crop, to_tensor
+from radford.data import datasets
+from radford.data.pixels import DecodeFailures, Mode, open_image, resize_center_crop, to_tensor
 from radford.data.shards import read_shards
 from radford.errors import RadfordError
 
@@ -39,7 +41,7 @@ SHARD_SUFFIX = ".tar"
 SHUFFLE_BUFFER = 1000  # shard samples shuffled in a buffer of this many
 IDX_UBYTE = 0x08  # the IDX type code of unsigned bytes, the only one MNIST uses
 SOURCES = ("'digits', a folder of images, .tar shards (or a brace pattern or a folder of them), "
-           "an IDX image file or a .csv[.gz] of pixel rows")
+           f"an IDX image file, a .csv[.gz] of pixel rows, or {datasets.NAMES}")
 
 
 def to_model_range(pixels: Tensor) -> Tensor:
@@ -126,6 +128,11 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
     return (digits.images * (255 / 16)).round().astype(np.uint8), digits.target.astype(np.int64)
 
 
+def _local(source: str) -> str:
+    """A dataset's name as its file's path; any other source as it is (a brace pattern is no path)."""
+    return str(datasets.resolve(source)) if source in datasets.DATASETS else source
+
+
 def _arrays(source: str) -> tuple[np.ndarray, np.ndarray | None] | None:
     """Images (N, H, W[, C]) and labels of an in-memory source; None for a folder or shards."""
     if source == DIGITS:
@@ -169,7 +176,7 @@ def _prepare(images: np.ndarray, image_size: int, mode: Mode) -> Tensor:
 def load_labelled(source: str, image_size: int, channels: int) -> tuple[Tensor, Tensor]:
     """The images of a labelled source (digits, IDX with its labels file, CSV) in [-1, 1], (N, channels,
     image_size, image_size), and their labels (N,): what probes and the Frechet distance's classifier read."""
-    arrays = _arrays(source)
+    arrays = _arrays(_local(source))
     if arrays is None or arrays[1] is None:
         raise RadfordError(f"{source} is not a labelled image source: labels come with 'digits', an IDX image file "
                            "with its labels-idx1 file beside it, or a .csv[.gz]")
@@ -184,15 +191,20 @@ def load_labelled(source: str, image_size: int, channels: int) -> tuple[Tensor, 
 
 
 class ImageFolder(Dataset):
-    """Every image file under a folder (recursively), decoded when served."""
+    """Every image file under a folder (recursively), decoded when served; one that does not decode is skipped with a
+    warning (a neighbour is served in its place), and most failing stops the run (``DecodeFailures``)."""
 
-    def __init__(self, files: list[Path], image_size: int, mode: Mode) -> None:
+    def __init__(self, files: list[Path], image_size: int, mode: Mode, source: str) -> None:
         self.files, self.image_size, self.mode = files, image_size, mode
+        self.failures = DecodeFailures(source, len(files))
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int) -> Tensor:
+        return self.failures.first(index, self._load)
+
+    def _load(self, index: int) -> Tensor:
         return _fit(open_image(self.files[index], self.mode), self.image_size, self.mode)
 
 
@@ -249,6 +261,8 @@ class ImageData(L.LightningDataModule):
         super().__init__()
         if image_size < 1 or batch_size < 1:
             raise RadfordError(f"image_size and batch_size must be positive, got {image_size} and {batch_size}")
+        if num_workers < 0:
+            raise RadfordError(f"num_workers must be 0 (load in the main process) or more, got {num_workers}")
         self.mode = _mode(channels)
         self.source, self.image_size, self.channels = source, image_size, channels
         self.batch_size, self.num_workers = batch_size, num_workers
@@ -259,19 +273,20 @@ class ImageData(L.LightningDataModule):
             self.dataset = self._dataset()
 
     def _dataset(self) -> Dataset:
-        arrays = _arrays(self.source)
+        source = _local(self.source)
+        arrays = _arrays(source)
         if arrays is not None:
             return ImageTensors(_prepare(arrays[0], self.image_size, self.mode))
-        urls = _shard_urls(self.source)
+        urls = _shard_urls(source)
         if urls is not None:
             return shard_images(urls, self.image_size, self.mode)
-        path = Path(self.source).expanduser()
+        path = Path(source).expanduser()
         if not path.exists():
             raise RadfordError(f"image source {self.source!r} not found; valid: {SOURCES}")
         files = _image_files(path) if path.is_dir() else []
         if not files:
             raise RadfordError(f"image source {self.source!r} holds no images Pillow reads; valid: {SOURCES}")
-        return ImageFolder(files, self.image_size, self.mode)
+        return ImageFolder(files, self.image_size, self.mode, self.source)
 
     def train_dataloader(self) -> DataLoader:
         self.setup()

@@ -22,7 +22,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from radford.data import shapes
-from radford.data.pixels import normalize, open_image, resize_center_crop, to_tensor
+from radford.data.pixels import DecodeFailures, normalize, open_image, resize_center_crop, to_tensor
 from radford.data.shards import IMAGE_EXTENSIONS, pairs_from_csv, read_shards
 from radford.data.tokenizer_state import TokenizerState
 from radford.errors import RadfordError
@@ -65,10 +65,13 @@ class Collate:
 
 
 class Pairs(Dataset):
-    """``(pixels, caption)`` from a list of (image path, caption) or from a ``Shapes``."""
+    """``(pixels, caption)`` from a list of (image path, caption) or from a ``Shapes``; ``name`` says where they come
+    from. A listed image that does not decode is skipped with a warning (a neighbour is served in its place), and most
+    failing stops the run (``DecodeFailures``)."""
 
-    def __init__(self, source: list[tuple[Path, str]] | shapes.Shapes, preprocess: Preprocess) -> None:
+    def __init__(self, source: list[tuple[Path, str]] | shapes.Shapes, preprocess: Preprocess, name: str) -> None:
         self.source, self.preprocess = source, preprocess
+        self.failures = DecodeFailures(name, len(source))
 
     def __len__(self) -> int:
         return len(self.source)
@@ -76,10 +79,12 @@ class Pairs(Dataset):
     def __getitem__(self, index: int) -> tuple[Tensor, str]:
         if isinstance(self.source, shapes.Shapes):
             image, caption = self.source[index]
-        else:
-            path, caption = self.source[index]
-            image = open_image(path)
-        return self.preprocess(image), caption
+            return self.preprocess(image), caption
+        return self.failures.first(index, self._load)
+
+    def _load(self, index: int) -> tuple[Tensor, str]:
+        path, caption = self.source[index]
+        return self.preprocess(open_image(path)), caption
 
     def captions(self) -> list[str]:
         if isinstance(self.source, shapes.Shapes):
@@ -137,6 +142,9 @@ class PairData(TokenizerState, L.LightningDataModule):
         if image_size < 16 or batch_size < 1 or context_length < 2:
             raise RadfordError(f"PairData needs image_size >= 16, batch_size >= 1 and context_length >= 2, got "
                                f"{image_size}, {batch_size} and {context_length}")
+        if num_workers < 0 or shuffle_buffer < 0:
+            raise RadfordError(f"PairData needs num_workers >= 0 (0 loads in the main process) and shuffle_buffer "
+                               f">= 0, got {num_workers} and {shuffle_buffer}")
         if tokenizer is not None and not isinstance(tokenizer, CLIPTokenizer):
             raise RadfordError(f"PairData needs CLIP's tokenizer (tokenizer: clip), got {type(tokenizer).__name__}")
         self.train = train
@@ -157,8 +165,8 @@ class PairData(TokenizerState, L.LightningDataModule):
         preprocess = Preprocess(self.image_size, augment)
         if source == "shapes":
             count = self.shapes_train if split == "train" else self.shapes_val
-            return Pairs(shapes.Shapes(split, count, self.image_size, self.seed), preprocess)
-        return Pairs(pairs_from_csv(source), preprocess)
+            return Pairs(shapes.Shapes(split, count, self.image_size, self.seed), preprocess, source)
+        return Pairs(pairs_from_csv(source), preprocess, source)
 
     def _training_captions(self) -> list[str]:
         if self.train is None or _is_csv(self.train):
