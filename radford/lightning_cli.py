@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from radford import recipes, registry, runs
-from radford.config_errors import import_class, one_line, parameters
+from radford.config_errors import UNION, check_values, import_class, one_line, parameters
 from radford.errors import RadfordError
 
 if TYPE_CHECKING:
@@ -196,13 +196,15 @@ def _required(source: str) -> Callable[[Any], Any]:
     return linked_value
 
 
-def _checkpoint_model(hparams: dict[str, Any]) -> dict[str, Any]:
+def _checkpoint_model(hparams: dict[str, Any], registered: Callable[[str], Any]) -> dict[str, Any]:
     """The model a LightningCLI checkpoint records (``_class_path`` and its arguments) as a config, the arguments
-    the class takes as ``init_args`` so that links read them; empty for a checkpoint without a class."""
+    the class takes as ``init_args`` so that links read them; empty for a checkpoint without a class. The class is
+    resolved through the registry before anything is imported: a checkpoint runs no code of its choosing."""
     hparams = {key: value for key, value in hparams.items() if key != "_instantiator"}
     class_path = hparams.pop("_class_path", None)
     if not isinstance(class_path, str):
         return {}
+    registered(class_path)
     accepted = set(parameters(class_path))
     return {"class_path": class_path, "init_args": {k: v for k, v in hparams.items() if k in accepted},
             "dict_kwargs": {k: v for k, v in hparams.items() if k not in accepted}}
@@ -249,7 +251,7 @@ def _lightning_cli_class() -> type:
 
     import radford.callbacks  # noqa: F401  (imported, its callbacks take short names: --trainer.callbacks+=WritePredictions)
     from radford import console
-    from radford.checkpoints import RecordForLoad
+    from radford.checkpoints import RecordForLoad, model_class
     from radford.faults import (
         AtomicCheckpointIO,
         KeepFinalState,
@@ -304,6 +306,7 @@ def _lightning_cli_class() -> type:
             super().parse_arguments(parser, args)
             subcommand = self.config.get("subcommand")
             config = self.config[subcommand] if subcommand else self.config
+            check_values(config.as_dict())  # what the command line gave, as recipes are checked when read
             self.root = runs.root_folder(config.get("trainer.default_root_dir"), self.run_name)
             ckpt_path = config.get("ckpt_path")
             if ckpt_path == "last":
@@ -319,7 +322,8 @@ def _lightning_cli_class() -> type:
             note = model_arguments_replaced(checkpoint, config.get("model"), linked=linked)
             if note:
                 print(f"radford: resuming from {ckpt_path}: {note}", file=sys.stderr)
-            model = _checkpoint_model(checkpoint.get("hyper_parameters") or {})
+            model = _checkpoint_model(checkpoint.get("hyper_parameters") or {},
+                                      registered=lambda class_path: model_class(ckpt_path, class_path))
             if model:
                 self.config = parser.parse_object({subcommand: {"model": model}}, self.config)
             self.config[subcommand].ckpt_path = None
@@ -496,7 +500,7 @@ def run_lightning(args: Sequence[str], run: bool = True) -> LightningCLI:
         cause = _radford_cause(error)
         if cause is not None:
             raise cause from error
-        if isinstance(error, argparse.ArgumentError):
+        if isinstance(error, argparse.ArgumentError) or UNION in str(error):
             raise RadfordError(one_line(str(error))) from error
         raise
     except MisconfigurationException as error:  # Lightning's word for a contradictory trainer config

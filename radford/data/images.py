@@ -256,7 +256,7 @@ class ImageData(L.LightningDataModule):
         num_workers: loader worker processes.
     """
 
-    def __init__(self, source: str = DIGITS, image_size: int = 64, channels: int = 3, batch_size: int = 128,
+    def __init__(self, source: str | None = DIGITS, image_size: int = 64, channels: int = 3, batch_size: int = 128,
                  num_workers: int = 0) -> None:
         super().__init__()
         if image_size < 1 or batch_size < 1:
@@ -273,6 +273,8 @@ class ImageData(L.LightningDataModule):
             self.dataset = self._dataset()
 
     def _dataset(self) -> Dataset:
+        if self.source is None:
+            raise RadfordError(f"no images given: set data.init_args.source; valid: {SOURCES}")
         source = _local(self.source)
         arrays = _arrays(source)
         if arrays is not None:

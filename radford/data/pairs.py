@@ -53,6 +53,9 @@ class Preprocess:
         return normalize(to_tensor(image), CLIP_MEAN, CLIP_STD)
 
 
+SHAPES = "shapes"  # the embedded, generated image-caption pairs (radford.data.shapes)
+
+
 class Collate:
     """Stack a list of ``(pixels, caption)`` into pixels and CLIP token ids, on the loader worker."""
 
@@ -115,7 +118,8 @@ class PairData(TokenizerState, L.LightningDataModule):
 
     Args:
         train: WebDataset shards (brace-expanded local paths or URLs: ``shards/train-{000000..000099}.tar``), or a CSV
-            of ``filepath,caption`` (paths relative to the CSV). Default: the embedded shapes dataset.
+            of ``filepath,caption`` (paths relative to the CSV), or ``shapes``: the embedded, generated dataset (the
+            default). None: not given (a recipe that needs the user's pairs sets it so), which training refuses.
         val: the same kinds, for validation. Default: the shapes ``val`` split when training on shapes, else none.
         tokenizer: CLIP's BPE (``clip`` with ``path`` to OpenAI's vocabulary) or, by default, a small CLIP BPE learned
             from the training captions.
@@ -133,7 +137,7 @@ class PairData(TokenizerState, L.LightningDataModule):
         seed: shuffling and resampling seed; the shapes dataset's pairs too.
     """
 
-    def __init__(self, train: str | None = None, val: str | None = None, tokenizer: Tokenizer | None = None,
+    def __init__(self, train: str | None = SHAPES, val: str | None = None, tokenizer: Tokenizer | None = None,
                  image_size: int = 224, context_length: int = CONTEXT_LENGTH, batch_size: int = 256,
                  num_workers: int = 0, augment: bool = True, shuffle_buffer: int = 2000, resample: bool = True,
                  samples_per_epoch: int | None = None, shapes_train: int = 20000, shapes_val: int = 1000,
@@ -148,7 +152,7 @@ class PairData(TokenizerState, L.LightningDataModule):
         if tokenizer is not None and not isinstance(tokenizer, CLIPTokenizer):
             raise RadfordError(f"PairData needs CLIP's tokenizer (tokenizer: clip), got {type(tokenizer).__name__}")
         self.train = train
-        self.val = "shapes" if train is None and val is None else val
+        self.val = SHAPES if train == SHAPES and val is None else val
         self.tokenizer: CLIPTokenizer = tokenizer if tokenizer is not None else CLIPTokenizer()
         self.image_size, self.context_length, self.batch_size = image_size, context_length, batch_size
         self.num_workers, self.augment, self.shuffle_buffer = num_workers, augment, shuffle_buffer
@@ -163,15 +167,23 @@ class PairData(TokenizerState, L.LightningDataModule):
 
     def _pairs(self, source: str, split: shapes.Split, augment: bool) -> Pairs:
         preprocess = Preprocess(self.image_size, augment)
-        if source == "shapes":
+        if source == SHAPES:
             count = self.shapes_train if split == "train" else self.shapes_val
             return Pairs(shapes.Shapes(split, count, self.image_size, self.seed), preprocess, source)
         return Pairs(pairs_from_csv(source), preprocess, source)
 
+    def _train(self) -> str:
+        if self.train is None:
+            raise RadfordError("no training pairs: set data.init_args.train to your WebDataset shards "
+                               "('shards/train-{000000..000099}.tar') or a filepath,caption CSV, or 'shapes' for the "
+                               "generated demo")
+        return self.train
+
     def _training_captions(self) -> list[str]:
-        if self.train is None or _is_csv(self.train):
-            return self._pairs(self.train or "shapes", "train", augment=False).captions()
-        captions = read_shards(self.train, lambda sample: sample["txt"].decode("utf-8"))
+        train = self._train()
+        if train == SHAPES or _is_csv(train):
+            return self._pairs(train, "train", augment=False).captions()
+        captions = read_shards(train, lambda sample: sample["txt"].decode("utf-8"))
         return list(captions)
 
     @property
@@ -187,7 +199,7 @@ class PairData(TokenizerState, L.LightningDataModule):
         collate = Collate(self.tokenizer, self.context_length)
         workers = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
         augment = self.augment and training
-        if source == "shapes" or _is_csv(source):
+        if source == SHAPES or _is_csv(source):
             # Map-style: Lightning adds a DistributedSampler under DDP. Full batches only in training, so that
             # every process gathers features of the same shape.
             return DataLoader(self._pairs(source, "train" if training else "val", augment), self.batch_size,
@@ -207,7 +219,7 @@ class PairData(TokenizerState, L.LightningDataModule):
         _ = self.vocab_size  # learned before the loaders' workers copy the tokenizer
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train or "shapes", training=True)
+        return self._loader(self._train(), training=True)
 
     def val_dataloader(self) -> DataLoader | list:
         return self._loader(self.val, training=False) if self.val is not None else []
