@@ -1,10 +1,11 @@
-"""Greedy generation speed: radford's GPT with and without its key/value cache against transformers' generate.
+"""Greedy generation speed: radford's GPT with and without its key/value cache, and with its compiled decode step
+over a static cache, against transformers' generate.
 
-All three decode the same random GPT-2 weights (radford's init, converted to ``GPT2LMHeadModel`` with
+All four decode the same random GPT-2 weights (radford's init, converted to ``GPT2LMHeadModel`` with
 ``state_dict_to_hf``) from the same prompt, greedily, for the same number of new tokens; the script checks that
-they produce the same tokens before timing them. Runs alternate radford-cache, radford-no-cache, transformers,
-radford-cache, ... so drift hits all three; an untimed short run of each warms them up first. The table gives the
-median of the repeats and each one's rate relative to transformers.
+they produce the same tokens before timing them. Runs alternate radford-cache, radford-no-cache, radford-compiled,
+transformers, radford-cache, ... so drift hits all; an untimed run of each warms them up first (and compiles the
+decode step). The table gives the median of the repeats and each one's rate relative to transformers.
 
     python benchmarks/generation.py                                   # GPT-2 small (124M): 64-token prompt, 128 new
     python benchmarks/generation.py --n_layer 6 --n_embd 384 --n_head 6   # a smaller model for a quick look
@@ -44,8 +45,9 @@ def build(args: argparse.Namespace) -> tuple[GPT, GPT2LMHeadModel]:
 def decoders(model: GPT, hf: GPT2LMHeadModel) -> dict[str, Callable[[torch.Tensor, int], torch.Tensor]]:
     """Each way of decoding greedily: (prompt, new tokens) -> new token ids (batch, new tokens)."""
 
-    def radford(use_cache: bool) -> Callable[[torch.Tensor, int], torch.Tensor]:
-        return lambda prompt, n: torch.stack(list(model.generate(prompt, n, temperature=0, use_cache=use_cache)), 1)
+    def radford(use_cache: bool, compiled: bool = False) -> Callable[[torch.Tensor, int], torch.Tensor]:
+        return lambda prompt, n: torch.stack(list(model.generate(prompt, n, temperature=0, use_cache=use_cache,
+                                                                 compiled=compiled)), 1)
 
     def transformers(prompt: torch.Tensor, n: int) -> torch.Tensor:
         # No end-of-text token: every run generates exactly n tokens, as radford's do.
@@ -53,7 +55,8 @@ def decoders(model: GPT, hf: GPT2LMHeadModel) -> dict[str, Callable[[torch.Tenso
                           use_cache=True, pad_token_id=0, eos_token_id=None)
         return out[:, prompt.shape[1]:]
 
-    return {"radford, cache": radford(True), "radford, no cache": radford(False), "transformers, cache": transformers}
+    return {"radford, cache": radford(True), "radford, no cache": radford(False),
+            "radford, compiled": radford(True, compiled=True), "transformers, cache": transformers}
 
 
 def timed(decode: Callable[[torch.Tensor, int], torch.Tensor], prompt: torch.Tensor, n: int) -> float:

@@ -1,129 +1,212 @@
-"""The sentiment neuron (Radford et al. 2017, section 4) in miniature, on Rotten Tomatoes snippets (fresh or rotten).
+"""The sentiment neuron at CPU scale on SST, with the paper's protocol, and why a small mLSTM's features sit near the
+majority class.
 
-The ``mlstm-tiny`` recipe's byte-level mLSTM is pre-trained with ``radford fit`` on unlabelled text only: the review
-snippets of the training part of a fixed 80/20 split of the labelled rows, plus the plot summaries (never a test
-snippet). ``radford probe`` then fits the L1 logistic regression on its final cell states (C chosen on a
-validation part of the training split) and reports test accuracy with all units and with the top unit alone. Two
-baselines on the same split: the same probe on a randomly initialised mLSTM of the same shape (``radford fit`` for
-one step at learning rate 0, so that the checkpoint is the initialisation), and TF-IDF features of words and word
-pairs with L2 logistic regression (scikit-learn, C chosen on the same validation part). Every radford command is a
-subprocess, as a user would type it; the script prints them and a table.
+``mlstm-tiny`` (512 units) is pre-trained with ``radford fit`` on unlabelled text (SST's training sentences and the
+Rotten Tomatoes snippets and plot summaries, less any sentence of SST's dev or test split), in chunks of
+``--chunk_steps`` steps of one run whose learning rate decays over all of them, so that each ``radford fit`` stays a
+few minutes; the checkpoints after 1, 2 and 4 chunks are the 1x, 2x and 4x models. A random mLSTM of the same shape
+(one step at learning rate 0) and ``gpt2-tiny`` trained on the same text for ``--gpt_steps`` steps are the other
+models. ``radford probe --data sst2`` (fit on train, C on dev, scored on test) probes the 4x mLSTM and the GPT, as a
+user types it. The diagnostics radford has no command for are computed here on the same split, with the same L1
+probe: other readouts of each mLSTM (the final hidden state, the hidden state averaged over the text, beside the
+final cell state that the paper and ``radford probe`` read), how the cell state's values spread, and baselines
+that need no model: the byte counts of each text and TF-IDF of its words and word pairs.
 
-    OMP_NUM_THREADS=1 python benchmarks/sentiment_neuron.py --figure docs/images/sentiment-neuron-histogram.png
-    python benchmarks/sentiment_neuron.py --work /tmp/sn --steps 50      # a quick look
+    OMP_NUM_THREADS=1 python benchmarks/sentiment_neuron.py --work /tmp/sn      # about 45 min on 2 busy cores
+    python benchmarks/sentiment_neuron.py --work /tmp/sn --chunk_steps 10 --gpt_steps 10   # a quick look
 
-Data: ``$RADFORD_TEST_DATA`` (default ``../shared`` beside the repository).
+SST comes by name (``radford.data.datasets``: downloaded once, or from ``RADFORD_DATASETS_MIRROR``); without its test
+split the figures are dev's, which also chose C, and the script says so.
 """
 
 from __future__ import annotations
 
 import argparse
-import bz2
 import csv
 import json
-import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from run_radford import run_radford
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from radford.eval.probe import DEFAULT_CS, split_indices
+from radford.checkpoints import load
+from radford.commands.probe import read_splits
+from radford.data.records import read_records
+from radford.eval.probe import DEFAULT_CS, linear_probe
+from radford.models.common import length_sorted_batches
+from radford.tokenizers.bytes import preprocess
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("RADFORD_TEST_DATA", REPO.parent / "shared"))
-REVIEWS = SHARED / "datasets" / "rotten_tomatoes_corpus_full.csv.bz2"
-RECIPE = "mlstm-tiny"
-LABELS = ("fresh", "rotten")
-TEST_FRACTION, VAL_FRACTION = 0.2, 0.1  # radford probe's defaults
-
-
-def write_data(work: Path, seed: int) -> tuple[Path, Path, list[dict[str, str]]]:
-    """labelled.jsonl (every fresh/rotten snippet, in file order: radford probe splits it) and pretrain.jsonl (the
-    snippets of the probe's train and validation parts, and the plot summaries)."""
-    with bz2.open(REVIEWS, "rt", encoding="utf-8", newline="") as file:
-        rows = list(csv.DictReader(file))
-    labelled = [{"text": r["text"], "label": r["category"]} for r in rows if r["category"] in LABELS]
-    train, val, _ = split_indices(len(labelled), TEST_FRACTION, VAL_FRACTION, seed)
-    seen = sorted([*train, *val])  # file order: snippets of one film stay together, as in the corpus
-    pretrain = [labelled[i]["text"] for i in seen] + [r["text"] for r in rows if r["category"] == "plot"]
-    work.mkdir(parents=True, exist_ok=True)
-    labelled_file, pretrain_file = work / "labelled.jsonl", work / "pretrain.jsonl"
-    labelled_file.write_text("".join(json.dumps(r) + "\n" for r in labelled), encoding="utf-8")
-    pretrain_file.write_text("".join(json.dumps({"text": t}) + "\n" for t in pretrain), encoding="utf-8")
-    return labelled_file, pretrain_file, labelled
+MLSTM_RECIPE, GPT_RECIPE = "mlstm-tiny", "gpt2-tiny"
+SNAPSHOTS = (1, 2, 4)  # chunks of pre-training after which the mLSTM is probed
+READOUTS = ("final cell state", "final hidden state", "mean hidden state")
 
 
-def tfidf_baseline(labelled: list[dict[str, str]], seed: int) -> tuple[float, int]:
-    """Test accuracy and vocabulary size of TF-IDF (words and word pairs) + L2 logistic regression, C on val."""
-    texts = [r["text"] for r in labelled]
-    y = np.array([LABELS.index(r["label"]) for r in labelled])
-    train, val, test = split_indices(len(labelled), TEST_FRACTION, VAL_FRACTION, seed)
+def pretraining_text(work: Path, texts: list[str], held_out: set[str]) -> tuple[Path, Path]:
+    """SST's training sentences and the Rotten Tomatoes snippets and plot summaries, as JSONL (the mLSTM's bytes
+    data) and as lines of text (the GPT's): unlabelled, and without any sentence of SST's dev or test split."""
+    corpus = [*texts, *(r["text"] for _, r in read_records("rotten-tomatoes"))]
+    kept = [t.replace("\n", " ").strip() for t in corpus if " ".join(t.split()) not in held_out]
+    jsonl, lines = work / "pretrain.jsonl", work / "pretrain.txt"
+    jsonl.write_text("".join(json.dumps({"text": t}) + "\n" for t in kept), encoding="utf-8")
+    lines.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    print(f"pre-training text: {len(kept):,} texts, {lines.stat().st_size / 1e6:.2f} MB "
+          f"({len(corpus) - len(kept)} dropped as sentences of SST's dev or test split)", flush=True)
+    return jsonl, lines
+
+
+def newest_checkpoint(folder: Path) -> Path:
+    return max(folder.glob("runs/**/last.ckpt"), key=lambda p: p.stat().st_mtime)
+
+
+def last_val_bpb(folder: Path) -> float:
+    """The last validation bits per byte that the newest ``radford fit`` run under ``folder`` logged."""
+    metrics = max(folder.glob("runs/**/metrics.csv"), key=lambda p: p.stat().st_mtime)
+    with open(metrics, newline="") as file:
+        return [float(row["val_bpb"]) for row in csv.DictReader(file) if row.get("val_bpb")][-1]
+
+
+def pretrain_mlstm(work: Path, data: Path, chunk_steps: int, chunks: int) -> dict[int, Path]:
+    """Snapshots of one run of ``chunks * chunk_steps`` steps after the chunks in SNAPSHOTS, each chunk its own
+    ``radford fit`` resumed from the last."""
+    total, snapshots, resume = chunk_steps * chunks, {}, []
+    for chunk in range(1, chunks + 1):
+        run_radford(["fit", "--recipe", MLSTM_RECIPE, "--data.init_args.sources", f"[{data}]",
+                     "--trainer.max_steps", str(chunk * chunk_steps), "--model.init_args.decay_steps", str(total),
+                     *resume], cwd=work / "pretrain")
+        last = newest_checkpoint(work / "pretrain")
+        resume = ["--ckpt_path", str(last)]
+        if chunk in SNAPSHOTS:
+            snapshots[chunk] = shutil.copy(last, work / f"mlstm-{chunk * chunk_steps}-steps.ckpt")
+            print(f"mLSTM after {chunk * chunk_steps} steps: val {last_val_bpb(work / 'pretrain'):.3f} bits/byte",
+                  flush=True)
+    return {chunk: Path(path) for chunk, path in snapshots.items()}
+
+
+def readouts(model, texts: list[str], batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Three readouts of an mLSTM from a zero state, texts preprocessed and left-padded as ``MLSTM.features`` does:
+    the final cell state (what ``features`` returns), the final hidden state, and the hidden state averaged over the
+    text's bytes."""
+    encoded = [preprocess(text) for text in texts]
+    out = {name: np.empty((len(texts), model.hparams.hidden_size), np.float32) for name in READOUTS}
+    with torch.inference_mode():
+        for rows in length_sorted_batches([len(e) for e in encoded], batch_size):
+            width = max(len(encoded[i]) for i in rows)
+            ids = torch.zeros(len(rows), width, dtype=torch.long)
+            mask = torch.zeros(len(rows), width, dtype=torch.bool)
+            for row, i in enumerate(rows):
+                ids[row, width - len(encoded[i]) :] = torch.tensor(list(encoded[i]))
+                mask[row, width - len(encoded[i]) :] = True
+            hs, (c, h) = model.rnn(model.embd(ids), mask=mask)
+            mean = (hs * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+            for name, value in zip(READOUTS, (c, h, mean), strict=True):
+                out[name][rows] = value.numpy()
+    return out
+
+
+def byte_counts(texts: list[str]) -> np.ndarray:
+    """How often each of the 256 bytes occurs in each preprocessed text, per byte of the text."""
+    counts = np.zeros((len(texts), 256), np.float32)
+    for row, text in enumerate(texts):
+        data = np.frombuffer(preprocess(text), np.uint8)
+        counts[row] = np.bincount(data, minlength=256) / len(data)
+    return counts
+
+
+def tfidf(texts: list[str], y: np.ndarray, parts: dict[str, np.ndarray]) -> tuple[float, int]:
+    """Scored accuracy and vocabulary of TF-IDF (words and pairs) + L2 logistic regression, fit on train, C on dev."""
+    train, dev, scored = parts["train"], parts["dev"], parts.get("test", parts["dev"])
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
     x_train = vectorizer.fit_transform([texts[i] for i in train])
-    x_val, x_test = (vectorizer.transform([texts[i] for i in part]) for part in (val, test))
+    x_dev, x_scored = (vectorizer.transform([texts[i] for i in part]) for part in (dev, scored))
     fits = [LogisticRegression(C=C, max_iter=1000).fit(x_train, y[train]) for C in DEFAULT_CS]
-    best = max(fits, key=lambda fit: fit.score(x_val, y[val]))  # the first of equals: the strongest penalty
-    return float(best.score(x_test, y[test])), x_train.shape[1]
+    best = max(fits, key=lambda fit: fit.score(x_dev, y[dev]))  # the first of equals: the strongest penalty
+    return float(best.score(x_scored, y[scored])), x_train.shape[1]
 
 
-def last_metric(run: Path, name: str) -> float:
-    """The last value of a metric a ``radford fit`` run logged in its metrics.csv."""
-    with open(run / "metrics.csv", newline="") as file:
-        return [float(row[name]) for row in csv.DictReader(file) if row.get(name)][-1]
+def l1_probe(x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarray]) -> tuple[float, int]:
+    """radford probe's L1 probe on features ``x``: scored accuracy and non-zero weights."""
+    train, dev, scored = parts["train"], parts["dev"], parts.get("test", parts["dev"])
+    probe = linear_probe((x[train], y[train]), (x[dev], y[dev]), (x[scored], y[scored]), penalty="l1")
+    return probe.test_accuracy, probe.nonzero_weights
+
+
+def spread(cells: np.ndarray) -> str:
+    """How the final cell state's values spread over texts: a unit that barely varies carries nothing to probe."""
+    std = cells.std(0)
+    return (f"|c| median {np.median(np.abs(cells)):.3g}, per-unit std median {np.median(std):.3g}, "
+            f"units with std < 0.01: {int((std < 0.01).sum())}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, help="folder for data and runs (default: a temporary one)")
-    parser.add_argument("--steps", type=int, help="pre-training steps (default: the recipe's)")
-    parser.add_argument("--seed", type=int, default=0, help="the split's seed (radford probe --seed)")
-    parser.add_argument("--figure", type=Path, help="copy the trained mLSTM's histogram here")
+    parser.add_argument("--chunk_steps", type=int, default=120, help="mLSTM steps per radford fit (1x)")
+    parser.add_argument("--gpt_steps", type=int, default=400, help="gpt2-tiny steps on the same text")
+    parser.add_argument("--figure", type=Path, help="copy the 4x mLSTM's histogram here")
     options = parser.parse_args()
-    if not REVIEWS.is_file():
-        sys.exit(f"{REVIEWS} not found: set RADFORD_TEST_DATA to the folder holding datasets/")
     work = (options.work or Path(tempfile.mkdtemp(prefix="sentiment-neuron-"))).resolve()
-    labelled_file, pretrain_file, labelled = write_data(work, options.seed)
-    steps = [] if options.steps is None else ["--trainer.max_steps", str(options.steps)]
-    data = ["--data.init_args.sources", f"[{pretrain_file}]"]
+    work.mkdir(parents=True, exist_ok=True)
+    data = read_splits(["sst2"], None, "label", 0.2, 0.1, 0)
+    texts, y, parts = data.texts, data.labels, data.parts
+    scored = "test" if "test" in parts else "dev"
+    if data.no_test:
+        print(f"no test split ({data.no_test}): figures are dev's, on which C was also chosen", flush=True)
+    held_out = {" ".join(texts[i].split()) for split in ("dev", "test") for i in parts.get(split, ())}
+    jsonl, lines = pretraining_text(work, [texts[i] for i in parts["train"]], held_out)
 
-    fit_time = run_radford(["fit", "--recipe", RECIPE, *data, *steps], cwd=work / "pretrain").seconds
-    run = sorted((work / "pretrain" / "runs" / RECIPE).glob("version_*"))[-1]
-    # The random baseline: the recipe's initialisation, saved after one step that changes nothing.
-    run_radford(["fit", "--recipe", RECIPE, *data, "--trainer.max_steps", "1", "--model.init_args.learning_rate",
-                 "0"], cwd=work / "random")
-    random_run = sorted((work / "random" / "runs" / RECIPE).glob("version_*"))[-1]
+    start = time.perf_counter()
+    snapshots = pretrain_mlstm(work, jsonl, options.chunk_steps, max(SNAPSHOTS))
+    fit_minutes = (time.perf_counter() - start) / 60
+    run_radford(["fit", "--recipe", MLSTM_RECIPE, "--data.init_args.sources", f"[{jsonl}]", "--trainer.max_steps",
+                 "1", "--model.init_args.learning_rate", "0"], cwd=work / "random")
+    models = {"random init": newest_checkpoint(work / "random"),
+              **{f"{chunk}x ({chunk * options.chunk_steps} steps)": path for chunk, path in snapshots.items()}}
+    run_radford(["fit", "--recipe", GPT_RECIPE, "--data.init_args.sources", f"[{lines}]", "--trainer.max_steps",
+                 str(options.gpt_steps)], cwd=work / "gpt")
+    gpt = newest_checkpoint(work / "gpt")
 
-    results = {}
-    for name, checkpoint in (("trained", run), ("random", random_run)):
-        report = run_radford(["probe", "--checkpoint", str(checkpoint / "checkpoints" / "last.ckpt"), "--data",
-                              str(labelled_file), "--seed", str(options.seed), "--output_dir",
-                              str(work / f"probe-{name}")], cwd=work)
+    reports = {}
+    for name, checkpoint in (("mLSTM 4x", snapshots[max(SNAPSHOTS)]), (GPT_RECIPE, gpt)):
+        report = run_radford(["probe", "--checkpoint", str(checkpoint), "--data", "sst2", "--output_dir",
+                              str(work / f"probe-{name.split()[0]}")], cwd=work)
         print(report.stdout, end="", flush=True)
-        results[name] = json.loads((work / f"probe-{name}" / "probe.json").read_text())
-    tfidf_accuracy, vocabulary = tfidf_baseline(labelled, options.seed)
+        reports[name] = json.loads((work / f"probe-{name.split()[0]}" / "probe.json").read_text())
     if options.figure:
-        options.figure.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(work / "probe-trained" / "histogram.png", options.figure)
+        shutil.copy(work / "probe-mLSTM" / "histogram.png", options.figure)
 
-    trained = results["trained"]
-    print(f"\nRotten Tomatoes fresh/rotten: {trained['train']} train / {trained['val']} val / {trained['test']} test "
-          f"snippets (seed {options.seed}); majority class {trained['majority_test_accuracy']:.1%} of test.")
-    print(f"Pre-training ({RECIPE}): {pretrain_file.stat().st_size / 1e6:.2f} MB of JSONL, "
-          f"{last_metric(run, 'step') + 1:.0f} steps in {fit_time / 60:.1f} min, "
-          f"final val {last_metric(run, 'val_bpb'):.3f} bits/byte.\n")
-    print("| features | test acc, all features | non-zero weights | top unit | test acc, top unit alone |")
+    rows = []
+    for name, checkpoint in models.items():
+        print(f"readouts of the {name} mLSTM ...", file=sys.stderr, flush=True)
+        features = readouts(load(checkpoint), texts)
+        print(f"{name}: {spread(features['final cell state'][parts['train']])}", flush=True)
+        rows += [(f"mLSTM {name}, {readout}", *l1_probe(x, y, parts)) for readout, x in features.items()]
+    rows.append(("byte counts (256 frequencies)", *l1_probe(byte_counts(texts), y, parts)))
+    tfidf_accuracy, vocabulary = tfidf(texts, y, parts)
+
+    majority = max(np.mean(y[parts[scored]]), 1 - np.mean(y[parts[scored]]))
+    print(f"\nSST binary: {len(parts['train'])} train / {len(parts['dev'])} dev / {len(parts.get('test', ()))} test "
+          f"sentences; scored on {scored}; majority class {majority:.4f}. mLSTM pre-training: "
+          f"{max(SNAPSHOTS)} x {options.chunk_steps} steps in {fit_minutes:.1f} min.\n")
+    print(f"| features | {scored} accuracy, L1 probe | non-zero weights |")
+    print("| --- | --- | --- |")
+    print(f"| majority class (chance) | {majority:.4f} | - |")
+    for label, accuracy, nonzero in rows:
+        print(f"| {label} | {accuracy:.4f} | {nonzero} |")
+    print(f"| TF-IDF words + pairs ({vocabulary:,} terms), L2 | {tfidf_accuracy:.4f} | - |")
+    print(f"\n| radford probe --data sst2 | {scored} accuracy | non-zero weights | top unit | top unit alone |")
     print("| --- | --- | --- | --- | --- |")
-    for name, label in (("trained", "mLSTM, pre-trained"), ("random", "mLSTM, random init")):
-        r = results[name]
-        single = f"{r['top_unit_test_accuracy']:.4f}" if r["top_unit"] is not None else "-"
-        print(f"| {label} ({r['features']} units) | {r['test_accuracy']:.4f} | {r['nonzero_weights']} | "
-              f"{r['top_unit'] if r['top_unit'] is not None else '-'} | {single} |")
-    print(f"| TF-IDF words + pairs ({vocabulary:,} terms), L2 | {tfidf_accuracy:.4f} | - | - | - |")
+    key = "test" if scored == "test" else "val"  # probe.json's names: dev is its "val"
+    for name, r in reports.items():
+        top = "- | -" if r["top_unit"] is None else f"{r['top_unit']} | {r[f'top_unit_{key}_accuracy']:.4f}"
+        print(f"| {name} ({r['features']} features: {r['feature']}) | {r[f'{key}_accuracy']:.4f} | "
+              f"{r['nonzero_weights']} | {top} |")
     print(f"\nwork folder: {work}")
 
 

@@ -4,16 +4,19 @@ All three train the same configuration (a recipe's model, default ``gpt2-tiny``)
 with AdamW, gradient clipping at 1.0 and no dropout, in fp32 (or ``--precision bf16-mixed`` on a GPU):
 
     radford fit   the CLI in this process: the recipe's TextData windows, Lightning's loop, loggers, checkpoint;
-                  tokens/s is the median of what the run logs (``tokens_per_sec``, wall time between steps)
+                  tokens/s and MFU are the last figures its SpeedMonitor logs (``radford.throughput``: over the last
+                  20 steps)
     plain loop    radford's GPT module, random token batches, forward/backward/clip/step in a bare loop
     transformers  ``GPT2LMHeadModel`` of the same shape (its own loss, which skips one position per row)
 
 Rounds alternate radford, plain, transformers, so drift hits all three; the table gives each one's median over
-rounds, its ratio to the plain loop and to transformers, and model-FLOPs utilisation against this machine's
-matmul peak, measured here (fp32, or bf16 on a GPU) as the best of several large square matmuls. Model FLOPs per
-token are 6N + 12 * n_layer * n_embd * block_size (PaLM appendix B: weights forward and backward, plus attention).
+rounds, its ratio to the plain loop and to transformers, and model-FLOPs utilisation against the device's peak as
+``radford.throughput`` takes it (this CPU's measured matmul peak; Lightning's table for a GPU). Model FLOPs per token
+are 6N + 12 * n_layer * n_embd * block_size (PaLM appendix B: weights forward and backward, plus attention), N the
+weights each token multiplies. ``--compile`` compiles all three (``--recipe compile`` for radford fit).
 
     python benchmarks/training_throughput.py                      # gpt2-tiny, 3 rounds of 60 steps
+    python benchmarks/training_throughput.py --compile            # the same, compiled: compare for the speed-up
     python benchmarks/training_throughput.py --recipe gpt2 --steps 20 --device cuda --compile --precision bf16-mixed
 """
 
@@ -38,21 +41,10 @@ from radford import recipes
 from radford.cli import main as radford_main
 from radford.models.common import adamw
 from radford.models.gpt import GPT
+from radford.throughput import compute_dtype, gpt_flops_per_token, peak_flops
 
 WARMUP = 10  # steps left out of every timing: allocator, kernels, caches
-
-
-def matmul_peak(device: str, dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
-    """The best FLOP/s of a ``size`` square matmul: the ceiling model-FLOPs utilisation is measured against."""
-    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
-    best = 0.0
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        a @ b
-        sync(device)
-        best = max(best, 2 * size**3 / (time.perf_counter() - start))
-    return best
+MONITOR = "radford.throughput.SpeedMonitor"
 
 
 def sync(device: str) -> None:
@@ -62,8 +54,7 @@ def sync(device: str) -> None:
 
 def flops_per_token(model: GPT) -> float:
     hp = model.hparams
-    parameters = sum(p.numel() for p in model.parameters())
-    return 6 * parameters + 12 * hp.n_layer * hp.n_embd * hp.block_size
+    return gpt_flops_per_token(model.num_parameters(), hp.n_layer, hp.n_embd, hp.block_size)
 
 
 def autocast(device: str, precision: str) -> contextlib.AbstractContextManager:
@@ -128,24 +119,24 @@ def hf(args: argparse.Namespace, arch: dict[str, Any], batch: int) -> float:
 
 
 def radford_fit(args: argparse.Namespace, work: Path) -> float:
-    """Median logged tokens/s of ``radford fit --recipe RECIPE`` after the warm-up steps."""
+    """The last tokens/s ``radford fit --recipe RECIPE`` logs: over its last 20 steps, well after the warm-up."""
     accelerator = "gpu" if args.device.startswith("cuda") else "cpu"
     previous = Path.cwd()
     os.chdir(work)
     try:
         with contextlib.suppress(SystemExit):
             radford_main(["fit", "--recipe", args.recipe, "--trainer.max_steps", str(WARMUP + args.steps),
-                          "--trainer.limit_val_batches", "0", "--trainer.log_every_n_steps", "1",
+                          "--trainer.limit_val_batches", "0", "--trainer.log_every_n_steps", "10",
                           "--trainer.enable_progress_bar", "false", "--trainer.accelerator", accelerator,
                           "--trainer.devices", "1", "--trainer.precision", args.precision,
-                          "--model.init_args.dropout", "0.0"])
+                          "--model.init_args.dropout", "0.0", f"--trainer.callbacks+={MONITOR}",
+                          *(["--recipe", "compile"] if args.compile else [])])
     finally:
         os.chdir(previous)
     run = sorted((work / "runs" / Path(args.recipe).stem).glob("version_*"), key=lambda p: int(p.name[8:]))[-1]
     with open(run / "metrics.csv", newline="") as file:
-        rates = [float(row["tokens_per_sec"]) for row in csv.DictReader(file)
-                 if row.get("tokens_per_sec") and int(row["step"]) >= WARMUP]
-    return statistics.median(rates)
+        rates = [float(row["tokens_per_sec"]) for row in csv.DictReader(file) if row.get("tokens_per_sec")]
+    return rates[-1] if rates else float("nan")  # none in a run shorter than the monitor's window
 
 
 def main() -> None:
@@ -156,7 +147,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
     parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the model in the plain and transformers paths (radford fit: not yet)")
+                        help="torch.compile the models (radford fit: --recipe compile, each block; the others whole)")
     args = parser.parse_args()
 
     recipe = recipes.load(recipes.find(args.recipe))
@@ -179,8 +170,7 @@ def main() -> None:
             rates[name].append(run_path())
             print(f"round {round_ + 1}: {name:<13} {rates[name][-1]:>10,.0f} tokens/s", flush=True)
 
-    dtype = torch.bfloat16 if args.precision == "bf16-mixed" else torch.float32
-    peak = matmul_peak(args.device, dtype)
+    peak = peak_flops(torch.device(args.device), compute_dtype(args.precision))
     flops = flops_per_token(GPT(**arch))
     median = {name: statistics.median(values) for name, values in rates.items()}
     machine = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{platform.processor() or 'cpu'}, "\

@@ -261,6 +261,7 @@ def _lightning_cli_class() -> type:
         model_arguments_replaced,
         read_resumable,
     )
+    from radford.throughput import SpeedMonitor, ThreadBudget
 
     console.quiet_lightning()
 
@@ -351,7 +352,9 @@ def _lightning_cli_class() -> type:
             the run folder, ``last.ckpt`` for resuming and the final state kept.
             """
             given = config.get("callbacks") or []
-            callbacks = [RecordForLoad(), StopOnSignal(), StopOnNonFiniteLoss(), self.report]
+            callbacks = [RecordForLoad(), StopOnSignal(), StopOnNonFiniteLoss(), ThreadBudget(), self.report]
+            if not any(isinstance(c, SpeedMonitor) for c in given):
+                callbacks.append(SpeedMonitor())  # tokens (images, bytes) a second and MFU, in the bar and the logs
             if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in given):
                 callbacks.append(console.progress_bar())
             if config.get("enable_model_summary") is not False and not any(isinstance(c, ModelSummary) for c in given):

@@ -1,10 +1,11 @@
 """What radford's models share: token sampling and its checks, inference mode, AdamW with the papers' parameter
-groups, the warmup-cosine schedule, and length-sorted batches for ``features``."""
+groups, Muon for a model's weight matrices beside it, the warmup-cosine schedule, and length-sorted batches for
+``features``."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
@@ -91,12 +92,61 @@ def adamw(module: nn.Module, learning_rate: float, betas: tuple[float, float], w
     """AdamW that decays matrices and embeddings only, not biases or gains (GPT-1 paper section 4.1, CLIP paper
     section 2.5). torch picks its multi-tensor kernel; the fused one is not used, since Lightning refuses to clip
     a fused optimizer's gradients under mixed precision, and every paper recipe clips."""
-    params = [p for p in module.parameters() if p.requires_grad]
-    groups = [
+    return torch.optim.AdamW(_decay_groups(module.parameters(), weight_decay), lr=learning_rate, betas=betas, eps=eps)
+
+
+def _decay_groups(parameters: Iterable[nn.Parameter], weight_decay: float) -> list[dict[str, Any]]:
+    params = [p for p in parameters if p.requires_grad]
+    return [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, eps=eps)
+
+
+class Optimizers(torch.optim.Optimizer):
+    """Several optimizers stepped as one. Lightning's automatic optimisation takes one optimizer per model, and its
+    gradient clipping and learning-rate schedulers read and write ``param_groups``: these are the parts' own group
+    dicts, so a schedule scales every part's learning rate by the same factor."""
+
+    def __init__(self, *parts: torch.optim.Optimizer) -> None:
+        self.parts = parts
+        super().__init__([p for part in parts for group in part.param_groups for p in group["params"]], {})
+        self.param_groups = [group for part in parts for group in part.param_groups]
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        loss = None
+        if closure is not None:  # Lightning's closure runs the forward and backward passes: once for all parts
+            with torch.enable_grad():
+                loss = closure()
+        for part in self.parts:
+            part.step()
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for part in self.parts:
+            part.zero_grad(set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"parts": [part.state_dict() for part in self.parts]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        for part, state in zip(self.parts, state_dict["parts"], strict=True):
+            part.load_state_dict(state)
+        # Loading replaces each part's group dicts: share the new ones, or a schedule would set rates nobody reads.
+        self.param_groups = [group for part in self.parts for group in part.param_groups]
+
+
+def muon(module: nn.Module, matrices: Sequence[nn.Parameter], muon_learning_rate: float, learning_rate: float,
+         betas: tuple[float, float], weight_decay: float, eps: float = 1e-8) -> Optimizers:
+    """``torch.optim.Muon`` for ``matrices`` (a network's hidden 2-D weights: Muon orthogonalises each update, which
+    suits matrices that map one hidden space to another) and ``adamw``'s AdamW for the module's other parameters
+    (embeddings, the head, gains, biases), as modded-nanogpt and nanochat train. Muon's learning rate is scaled by
+    sqrt(max(1, rows / columns)) per matrix (Keller Jordan's), and it has no weight decay, as in nanochat."""
+    chosen = {id(p) for p in matrices}
+    rest = [p for p in module.parameters() if id(p) not in chosen]
+    return Optimizers(torch.optim.Muon([p for p in matrices if p.requires_grad], lr=muon_learning_rate,
+                                       weight_decay=0.0),
+                      torch.optim.AdamW(_decay_groups(rest, weight_decay), lr=learning_rate, betas=betas, eps=eps))
 
 
 def warmup_cosine(step: int, warmup_steps: int, decay_steps: float, min_ratio: float) -> float:
@@ -123,5 +173,5 @@ def warmup_cosine_schedule(optimizer: torch.optim.Optimizer, model: L.LightningM
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
-__all__ = ["IGNORE_INDEX", "adamw", "check_sampling", "inference", "length_sorted_batches", "sample", "sampler",
-           "warmup_cosine", "warmup_cosine_schedule"]
+__all__ = ["IGNORE_INDEX", "Optimizers", "adamw", "check_sampling", "inference", "length_sorted_batches", "muon",
+           "sample", "sampler", "warmup_cosine", "warmup_cosine_schedule"]

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from radford.errors import RadfordError
 from radford.io import write_atomically
+from radford.throughput import flop_count, on_meta
 
 FEATURE_GRID = 4  # section 5.1: each layer's features max-pooled to a 4x4 spatial grid
 GRID_PADDING = 2  # pixels of black between the images of a grid
@@ -87,6 +88,11 @@ class Discriminator(nn.Module):
             if isinstance(layer, nn.LeakyReLU):
                 pooled.append(F.adaptive_max_pool2d(x, FEATURE_GRID).flatten(1))
         return torch.cat(pooled, dim=1)
+
+
+def _images(batch: Tensor | tuple[Tensor, ...] | list[Tensor]) -> Tensor:
+    """The images of a batch: images alone, or with labels (which are not used)."""
+    return batch[0] if isinstance(batch, (tuple, list)) else batch
 
 
 def image_grid(images: Tensor, columns: int | None = None, padding: int = GRID_PADDING) -> Image.Image:
@@ -213,25 +219,33 @@ class DCGAN(L.LightningModule):
         """The discriminator's features of images in [-1, 1], for linear probes (section 5.1)."""
         return self.discriminator.features(images)
 
+    def discriminator_loss(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The discriminator's loss, maximising log D(x) + log(1 - D(G(z))), and its logits on real and fake. Real
+        and fake go through it as separate batches, each normalised by its own statistics, as in the paper's code
+        and the reference."""
+        logits_real = self.discriminator(real)
+        logits_fake = self.discriminator(fake)
+        loss = F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real)) + \
+            F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake))
+        return loss, logits_real, logits_fake
+
+    def generator_loss(self, fake: Tensor) -> Tensor:
+        """The generator's loss: maximise log D(G(z)) rather than minimise log(1 - D(G(z))), which saturates while
+        the discriminator wins easily (Goodfellow et al. 2014, section 3)."""
+        logits = self.discriminator(fake)
+        return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+
     def training_step(self, batch: Tensor | tuple[Tensor, ...] | list[Tensor], batch_idx: int) -> None:
-        real = batch[0] if isinstance(batch, (tuple, list)) else batch
+        real = _images(batch)
         opt_d, opt_g = self.optimizers()
         fake = self(self.noise(real.shape[0]))
-        ones, zeros = torch.ones(real.shape[0], device=self.device), torch.zeros(real.shape[0], device=self.device)
 
-        # The discriminator: maximise log D(x) + log(1 - D(G(z))). Real and fake go through it as separate batches,
-        # each normalised by its own statistics, as in the paper's code and the reference.
-        logits_real = self.discriminator(real)
-        logits_fake = self.discriminator(fake.detach())
-        d_loss = F.binary_cross_entropy_with_logits(logits_real, ones) + F.binary_cross_entropy_with_logits(
-            logits_fake, zeros)
+        d_loss, logits_real, logits_fake = self.discriminator_loss(real, fake.detach())
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
         opt_d.step()
 
-        # The generator: maximise log D(G(z)) rather than minimise log(1 - D(G(z))), which saturates while the
-        # discriminator wins easily (Goodfellow et al. 2014, section 3).
-        g_loss = F.binary_cross_entropy_with_logits(self.discriminator(fake), ones)
+        g_loss = self.generator_loss(fake)
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_loss)
         opt_g.step()
@@ -239,6 +253,20 @@ class DCGAN(L.LightningModule):
         self.log_dict({"d_loss": d_loss, "g_loss": g_loss}, prog_bar=True)
         # D(x) and D(G(z)): the discriminator's mean probability that real and generated images are real.
         self.log_dict({"d_x": logits_real.detach().sigmoid().mean(), "d_g_z": logits_fake.detach().sigmoid().mean()})
+
+    def training_flops(self, batch: Tensor | tuple[Tensor, ...] | list[Tensor]) -> int:
+        """Model FLOPs of a training step on ``batch`` for ``radford.throughput.SpeedMonitor``'s MFU, counted on a meta
+        copy (nothing computed, no random numbers drawn): the generator's forward, the discriminator on real and
+        generated images, and both backward passes, the generator's through the discriminator."""
+        twin = on_meta(self)
+        real = _images(batch).to("meta")
+
+        def step() -> None:
+            fake = twin(torch.empty(real.shape[0], self.hparams.latent_dim, 1, 1, device="meta"))
+            twin.discriminator_loss(real, fake.detach())[0].backward()
+            twin.generator_loss(fake).backward()
+
+        return flop_count(step)
 
     def on_train_epoch_end(self) -> None:
         if self.hparams.grid_size and self.trainer.is_global_zero:

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import inspect
 import math
-import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.distributed.fsdp import FSDPModule, fully_shard
 from torchmetrics import MeanMetric
 
 from radford.checkpoints import read_weights
@@ -31,12 +31,15 @@ from radford.models.common import (
     check_sampling,
     inference,
     length_sorted_batches,
+    muon,
     sampler,
     warmup_cosine_schedule,
 )
+from radford.throughput import gpt_flops_per_token
 
 # The arguments that shape the weights: a pretrained checkpoint's replace the constructor's.
 ARCHITECTURE = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "bias", "post_norm")
+OPTIMIZERS = ("adamw", "muon")
 
 
 class KVCache:
@@ -55,6 +58,14 @@ class KVCache:
         self.v[:, :, start : self.length] = v
         return self.k[:, :, : self.length], self.v[:, :, : self.length]
 
+    def write(self, k: Tensor, v: Tensor, position: Tensor) -> tuple[Tensor, Tensor]:
+        """Store one position's keys and values (batch, head, 1, head_size) at ``position`` (a 0-d tensor) and return
+        the whole buffers: a static cache, whose shapes never change, so that a compiled decode step compiles once.
+        The caller masks the slots past ``position``."""
+        self.k.index_copy_(2, position.view(1), k)
+        self.v.index_copy_(2, position.view(1), v)
+        return self.k, self.v
+
 
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention in which each position sees only itself and earlier positions."""
@@ -70,17 +81,24 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
         self.resid_dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, cache: KVCache | None = None) -> Tensor:
+    def forward(self, x: Tensor, cache: KVCache | None = None, position: Tensor | None = None) -> Tensor:
+        """With ``position`` (one new token, a 0-d tensor), ``cache`` is read as a static cache (``KVCache.write``)."""
         B, T, C = x.shape
         q, k, v = (z.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for z in self.c_attn(x).split(C, 2))
-        if cache is not None:
-            k, v = cache.append(k, v)
-        # The T queries are the last T of the keys' positions. is_causal aligns its mask top-left, which is right
-        # when there are no earlier keys (training, a first pass over a prompt); one new query sees every key.
-        past = k.shape[2] - T
-        mask = None if past == 0 or T == 1 else torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(past)
+        if position is not None:
+            k, v = cache.write(k, v, position)
+            mask, causal = (torch.arange(k.shape[2], device=x.device) <= position)[None], False
+        else:
+            if cache is not None:
+                k, v = cache.append(k, v)
+            # The T queries are the last T of the keys' positions. is_causal aligns its mask top-left, which is right
+            # when there are no earlier keys (training, a first pass over a prompt); one new query sees every key.
+            past = k.shape[2] - T
+            mask = None if past == 0 or T == 1 else \
+                torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(past)
+            causal = past == 0
         dropout = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=past == 0)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal)
         return self.resid_dropout(self.c_proj(y.transpose(1, 2).reshape(B, T, C)))
 
 
@@ -113,11 +131,11 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(n_embd, eps=1e-5, bias=bias)
         self.mlp = MLP(n_embd, dropout, bias)
 
-    def forward(self, x: Tensor, cache: KVCache | None = None) -> Tensor:
+    def forward(self, x: Tensor, cache: KVCache | None = None, position: Tensor | None = None) -> Tensor:
         if self.post_norm:
-            x = self.ln_1(x + self.attn(x, cache))
+            x = self.ln_1(x + self.attn(x, cache, position))
             return self.ln_2(x + self.mlp(x))
-        x = x + self.attn(self.ln_1(x), cache)
+        x = x + self.attn(self.ln_1(x), cache, position)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -131,9 +149,12 @@ class Perplexity(MeanMetric):
 class GPT(L.LightningModule):
     """GPT language model. Defaults are GPT-2 small (124M); GPT1 holds GPT-1's. A batch is (input ids,
     next-token ids). ``pretrained`` names a checkpoint whose architecture and weights replace the architecture
-    arguments and the random init (the other arguments stay as given)."""
+    arguments and the random init (the other arguments stay as given). ``optimizer`` is ``adamw`` (the papers'), or
+    ``muon``: Muon for the blocks' weight matrices at ``muon_learning_rate``, AdamW at ``learning_rate`` for the rest
+    (``radford.models.common.muon``); the schedule scales both."""
 
     feature_input = "texts"  # radford.eval.probe.TextFeatures
+    feature_description = "final hidden state at the last token"  # what radford probe reports and plots
 
     def __init__(
         self,
@@ -151,6 +172,8 @@ class GPT(L.LightningModule):
         betas: tuple[float, float] = (0.9, 0.95),
         warmup_steps: int = 100,
         decay_steps: int | None = None,
+        optimizer: Literal["adamw", "muon"] = "adamw",
+        muon_learning_rate: float = 0.02,
         pretrained: str | None = None,
     ):
         super().__init__()
@@ -170,6 +193,8 @@ class GPT(L.LightningModule):
                 raise RadfordError(f"{name} must be positive, got {arch[name]}")
         if not 0.0 <= dropout < 1.0:
             raise RadfordError(f"dropout must be in [0, 1), got {dropout}")
+        if optimizer not in OPTIMIZERS:
+            raise RadfordError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
         # Recorded: the arguments as given, less the checkpoint path, then the architecture as built, which the
         # checkpoint may have replaced. A checkpoint of this run then rebuilds from its own hyperparameters and
         # weights, without the original file.
@@ -196,7 +221,6 @@ class GPT(L.LightningModule):
 
         self.eval_loss = nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
         self.eval_ppl = nn.ModuleDict({"val": Perplexity(), "test": Perplexity()})
-        self._last_step_time: float | None = None
 
         if state is not None:
             try:
@@ -250,7 +274,25 @@ class GPT(L.LightningModule):
         """Next-token logits (batch, time, vocab) for token ids (batch, time)."""
         return self.lm_head(self.hidden_states(input_ids))
 
-    def features(self, inputs: Sequence[str], batch_size: int = 32) -> Tensor:
+    def decode_step(self, input_ids: Tensor, position: Tensor, cache: list[KVCache]) -> Tensor:
+        """Next-token logits (batch, vocab) for one token a row (batch, 1) at ``position`` (a 0-d tensor), reading and
+        extending ``cache`` as a static cache: every shape is fixed, so ``torch.compile`` compiles it once for a whole
+        generation. The attention covers all block_size slots (the unwritten ones masked): more arithmetic than the
+        growing cache of ``hidden_states``, fewer launches once compiled."""
+        x = self.transformer.wte(input_ids) + self.transformer.wpe(position.view(1))
+        for block, layer_cache in zip(self.transformer.h, cache, strict=True):
+            x = block(x, layer_cache, position)
+        if "ln_f" in self.transformer:
+            x = self.transformer.ln_f(x)
+        return self.lm_head(x[:, -1])
+
+    def compiled_decode_step(self) -> Callable[[Tensor, Tensor, list[KVCache]], Tensor]:
+        """``decode_step`` compiled (inductor, static shapes), made on first use and kept with the model."""
+        if "_compiled_decode_step" not in self.__dict__:
+            self.__dict__["_compiled_decode_step"] = torch.compile(self.decode_step, dynamic=False)
+        return self.__dict__["_compiled_decode_step"]
+
+    def features(self, inputs: Sequence[Any], batch_size: int = 32) -> Tensor:
         """Frozen features of ``inputs`` (``feature_input``: texts for GPT), one row each: the final hidden state
         (what the LM head reads) at each text's last token, (len(texts), n_embd); what ``radford probe`` fits on. A
         text longer than block_size keeps its last block_size tokens. A subclass for other inputs overrides
@@ -271,7 +313,7 @@ class GPT(L.LightningModule):
                 result[rows] = self.pooled_features(ids, lengths).float().cpu()
         return result
 
-    def feature_ids(self, texts: Sequence[str]) -> list[list[int]]:
+    def feature_ids(self, texts: Sequence[Any]) -> list[list[int]]:
         """The token ids ``features`` reads for each input: the texts, encoded by the model's tokenizer."""
         if getattr(self, "tokenizer", None) is None:
             raise RadfordError("this GPT has no tokenizer to encode texts with (radford.load sets the saved one)")
@@ -291,6 +333,7 @@ class GPT(L.LightningModule):
         top_p: float | None = None,
         generator: torch.Generator | None = None,
         use_cache: bool = True,
+        compiled: bool = False,
     ) -> Iterator[Tensor]:
         """Continue prompts (batch, time), yielding the next token ids (batch,) one step at a time.
 
@@ -300,29 +343,36 @@ class GPT(L.LightningModule):
         token, attending to the cached keys and values. Past block_size the context is the last block_size tokens,
         as without a cache; since every position shifts as the window slides, the cache is then rebuilt on that
         window (the last block_size - 1 tokens and the new one) at every step, which costs a full forward.
+        ``compiled`` decodes each token after the prompt with ``compiled_decode_step`` (a static cache; the first
+        call compiles, which takes a while).
         """
         check_sampling(input_ids, max_new_tokens, temperature, top_k, top_p)
         pick = sampler(temperature, top_k, top_p, generator)
         # A function that returns the generator, so that the checks above run at the call, not at the first step.
-        return self._generate(input_ids, max_new_tokens, pick, use_cache)
+        return self._generate(input_ids, max_new_tokens, pick, use_cache, compiled)
 
     def _generate(
-        self, ids: Tensor, max_new_tokens: int, pick: Callable[[Tensor], Tensor], use_cache: bool
+        self, ids: Tensor, max_new_tokens: int, pick: Callable[[Tensor], Tensor], use_cache: bool, compiled: bool
     ) -> Iterator[Tensor]:
         block_size = self.hparams.block_size
         cache = self.kv_cache(ids.shape[0]) if use_cache else None
+        step = self.compiled_decode_step() if compiled else None
         new = ids  # the tokens the cache has not seen
         for _ in range(max_new_tokens):
             with inference(self):
                 if cache is None:
-                    hidden = self.hidden_states(ids[:, -block_size:])
+                    logits = self.lm_head(self.hidden_states(ids[:, -block_size:])[:, -1])
+                elif step is not None and new.shape[1] == 1 and cache[0].length < block_size:
+                    logits = step(new, torch.tensor(cache[0].length, device=ids.device), cache)
+                    for layer in cache:
+                        layer.length += 1
                 else:
                     if cache[0].length + new.shape[1] > block_size:
                         for layer in cache:
                             layer.length = 0
                         new = ids[:, -block_size:]
-                    hidden = self.hidden_states(new, cache)
-                next_ids = pick(self.lm_head(hidden[:, -1]))
+                    logits = self.lm_head(self.hidden_states(new, cache)[:, -1])
+                next_ids = pick(logits)
                 ids = torch.cat([ids, next_ids[:, None]], dim=1)[:, -block_size:]
                 new = next_ids[:, None]
             # A clone made outside inference mode is an ordinary tensor, which a caller may train on.
@@ -337,18 +387,7 @@ class GPT(L.LightningModule):
         loss = self.loss(batch)
         # The mean over processes: under DDP the logged curve is the global batch's, as one process would log.
         self.log("train_loss", loss, prog_bar=True, sync_dist=True)
-        # Wall time from one step to the next includes data loading and the optimizer: the rate a run sees.
-        # No device sync: the queue of launched kernels keeps the host at most a few steps ahead.
-        now = time.perf_counter()
-        if self._last_step_time is not None:
-            tokens = batch[1].numel() * self.trainer.world_size
-            self.log("tokens_per_sec", tokens / (now - self._last_step_time))
-        self._last_step_time = now
         return loss
-
-    def on_validation_start(self) -> None:
-        # Time spent validating is not training throughput.
-        self._last_step_time = None
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")
@@ -367,8 +406,40 @@ class GPT(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        optimizer = adamw(self, hp.learning_rate, hp.betas, hp.weight_decay)
+        # A subclass whose constructor does not take the optimizer's arguments (the iGPT plugin) records none.
+        if hp.get("optimizer", "adamw") == "muon":
+            # Muon (Jordan et al. 2024) orthogonalises the updates of the blocks' weight matrices; the embedding
+            # (also the head), positions, gains and biases stay with AdamW, as in modded-nanogpt and nanochat.
+            matrices = [p for block in self.transformer.h for p in block.parameters() if p.dim() == 2]
+            optimizer = muon(self, matrices, hp.muon_learning_rate, hp.learning_rate, hp.betas, hp.weight_decay)
+        else:
+            optimizer = adamw(self, hp.learning_rate, hp.betas, hp.weight_decay)
         return warmup_cosine_schedule(optimizer, self)
+
+    # -- speed and scale (radford.throughput, recipes/compile.yaml, recipes/strategy/fsdp.yaml) ------------------
+
+    def training_flops(self, batch: tuple[Tensor, Tensor]) -> int:
+        """Model FLOPs of a training step on ``batch``, for the MFU ``radford.throughput.SpeedMonitor`` logs: 6N +
+        attention per token (PaLM appendix B), N the weights each token multiplies (the tied embedding counts once,
+        as the head; positions are a lookup)."""
+        ids = batch[0]
+        hp = self.hparams
+        return ids.numel() * gpt_flops_per_token(self.num_parameters(), hp.n_layer, hp.n_embd, ids.shape[1])
+
+    def compile_units(self) -> list[nn.Module]:
+        """What ``radford.throughput.Compile`` compiles: each block (the blocks share their code, so one compilation
+        serves all, and FSDP shards the same units)."""
+        return list(self.transformer.h)
+
+    def configure_model(self) -> None:
+        """Under Lightning's ModelParallelStrategy (``recipes/strategy/fsdp.yaml``), shard parameters, gradients and
+        optimizer state over every process with FSDP2: each block as a unit, then the rest (the tied embedding and
+        head, positions, final LayerNorm) with the model."""
+        if self.device_mesh is None or isinstance(self, FSDPModule):  # not sharded, or sharded already
+            return
+        for block in self.transformer.h:
+            fully_shard(block)
+        fully_shard(self)
 
 
 def pretrained_gpt(path: str) -> tuple[dict[str, Any], dict[str, Tensor]]:

@@ -17,7 +17,6 @@ rate decayed linearly to zero. The cell state is what the paper probes (section 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import lightning as L
@@ -28,6 +27,7 @@ from torchmetrics import MeanMetric
 
 from radford.errors import RadfordError
 from radford.models.common import check_sampling, inference, length_sorted_batches, sampler
+from radford.throughput import flop_count, on_meta
 from radford.tokenizers.bytes import VOCAB_SIZE, preprocess
 
 State = tuple[Tensor, Tensor]  # (cell, hidden), each (batch, hidden_size)
@@ -174,6 +174,8 @@ class MLSTM(L.LightningModule):
     state carries over (truncated backpropagation) until the data module starts a new pass (batch_idx 0)."""
 
     feature_input = "texts"  # radford.eval.probe.TextFeatures
+    feature_description = "final cell state"  # what radford probe reports and plots
+    throughput_unit = "bytes"  # radford.throughput.SpeedMonitor logs bytes_per_sec
 
     def __init__(
         self,
@@ -197,7 +199,6 @@ class MLSTM(L.LightningModule):
         # The state carried between consecutive windows; training's is kept aside while validating.
         self._state: State | None = None
         self._train_state: State | None = None
-        self._last_step_time: float | None = None
 
     def forward(self, input_ids: Tensor, state: State | None = None, mask: Tensor | None = None,
                 fixed: Mapping[int, float] | None = None) -> tuple[Tensor, State]:
@@ -273,14 +274,10 @@ class MLSTM(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         bpb = self._bits_per_byte(batch, batch_idx)
         self.log("train_bpb", bpb, prog_bar=True)
-        now = time.perf_counter()
-        if self._last_step_time is not None:
-            self.log("bytes_per_sec", batch[1].numel() * self.trainer.world_size / (now - self._last_step_time))
-        self._last_step_time = now
         return bpb  # nats / ln 2: Adam's steps do not change with a constant factor of the loss
 
     def on_validation_start(self) -> None:
-        self._train_state, self._state, self._last_step_time = self._state, None, None
+        self._train_state, self._state = self._state, None
 
     def on_validation_end(self) -> None:
         self._state = self._train_state  # training continues its streams where it left them
@@ -294,6 +291,13 @@ class MLSTM(L.LightningModule):
     def _evaluate(self, batch: tuple[Tensor, Tensor], batch_idx: int, split: str) -> None:
         self.eval_bpb[split].update(self._bits_per_byte(batch, batch_idx), weight=batch[1].numel())
         self.log(f"{split}_bpb", self.eval_bpb[split], prog_bar=split == "val")
+
+    def training_flops(self, batch: tuple[Tensor, Tensor]) -> int:
+        """Model FLOPs of a training step on ``batch`` for ``radford.throughput.SpeedMonitor``'s MFU: the window's
+        forward and hand-written backward, counted on a meta copy (nothing is computed)."""
+        twin = on_meta(self)
+        ids = batch[0].to("meta")
+        return flop_count(lambda: twin(ids)[0].sum().backward())
 
     def configure_optimizers(self):
         hp = self.hparams
