@@ -196,10 +196,11 @@ def _required(source: str) -> Callable[[Any], Any]:
     return linked_value
 
 
-def _checkpoint_model(hparams: dict[str, Any], registered: Callable[[str], Any]) -> dict[str, Any]:
+def _checkpoint_model(hparams: dict[str, Any], registered: Callable[[str], None]) -> dict[str, Any]:
     """The model a LightningCLI checkpoint records (``_class_path`` and its arguments) as a config, the arguments
-    the class takes as ``init_args`` so that links read them; empty for a checkpoint without a class. The class is
-    resolved through the registry before anything is imported: a checkpoint runs no code of its choosing."""
+    the class takes as ``init_args`` so that links read them; empty for a checkpoint without a class. ``registered``
+    refuses a class that is neither registered nor the one the recipe names, before anything is imported: a
+    checkpoint runs no code of its choosing."""
     hparams = {key: value for key, value in hparams.items() if key != "_instantiator"}
     class_path = hparams.pop("_class_path", None)
     if not isinstance(class_path, str):
@@ -323,8 +324,13 @@ def _lightning_cli_class() -> type:
             note = model_arguments_replaced(checkpoint, config.get("model"), linked=linked)
             if note:
                 print(f"radford: resuming from {ckpt_path}: {note}", file=sys.stderr)
-            model = _checkpoint_model(checkpoint.get("hyper_parameters") or {},
-                                      registered=lambda class_path: model_class(ckpt_path, class_path))
+            chosen = config.get("model.class_path")  # the class the user's recipe names is imported anyway
+
+            def registered(class_path: str) -> None:
+                if class_path != chosen:
+                    model_class(ckpt_path, class_path)
+
+            model = _checkpoint_model(checkpoint.get("hyper_parameters") or {}, registered)
             if model:
                 self.config = parser.parse_object({subcommand: {"model": model}}, self.config)
             self.config[subcommand].ckpt_path = None

@@ -23,6 +23,14 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def datasets_mirror() -> None:
+    """Datasets by name come from ../shared/datasets, as a machine without network sets RADFORD_DATASETS_MIRROR."""
+    mirror = Path(os.environ.get("RADFORD_TEST_DATA", DEFAULT_SHARED)) / "datasets"
+    if "RADFORD_DATASETS_MIRROR" not in os.environ and mirror.is_dir():
+        os.environ["RADFORD_DATASETS_MIRROR"] = str(mirror)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def token_cache(tmp_path_factory) -> Path:
     """Tests (and the CLI subprocesses they start) cache tokens in a temporary folder, never in ~/.cache."""
     path = tmp_path_factory.mktemp("radford-cache")

@@ -323,10 +323,7 @@ def lightning_cases() -> list[Any]:
         (("--trainer.accelerator", "gpu"), ("gpu",), None),
         (("--trainer.strategy", "fsdp"), ("fsdp",), None),
         (("--data.init_args.num_workers", "-1"), ("num_workers", "-1"), None),
-        (("--model.init_args.learning_rate", "-1"), ("learning_rate", "-1"),
-         "radford/lightning_cli.py: call radford.config_errors.check_values on the parsed subcommand config (e.g. in "
-         "RadfordCLI.before_instantiate_classes: check_values(self.config[self.config.subcommand].as_dict())); today "
-         "torch's AdamW raises ValueError('Invalid learning rate') at the first step, a traceback"),
+        (("--model.init_args.learning_rate", "-1"), ("learning_rate", "-1"), None),
     ]
     cases += [param(f"fit:{' '.join(extra)}", Case(("fit", *run, *extra), names), waits_for)
               for extra, names, waits_for in arguments]

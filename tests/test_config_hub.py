@@ -25,7 +25,7 @@ def composed(recipe: recipes.Recipe) -> tuple[str, ...]:
     folder = recipe.name.split("/")[0]
     if folder == "size":
         return ("clip-vit-b-32" if recipe in CLIP_SIZES else "gpt2", recipe.name)
-    return ("gpt2-tiny", recipe.name) if folder in ("strategy", "precision") else (recipe.name,)
+    return ("gpt2-tiny", recipe.name) if folder in ("strategy", "precision", "compile") else (recipe.name,)
 
 
 def recipe_args(*recipe_names: str) -> list[str]:
@@ -56,7 +56,7 @@ def test_recipe_parses(recipe, capsys):
             expected = values.get("init_args", values)
             actual = config[section].get("init_args", config[section])
             for key, value in expected.items():
-                if not isinstance(value, dict):
+                if not isinstance(value, dict) and not key.endswith("+"):  # "callbacks+" appends, checked elsewhere
                     assert actual[key] == value, (section, key)
 
 
@@ -69,6 +69,7 @@ USER_INPUTS = {
     "gpt2-tiny": ["--data.init_args.sources=[{text}]"],
     "gpt1": ["--data.init_args.sources=[{text}]"],
     "shakespeare-char": ["--data.init_args.sources=[{text}]"],
+    "shakespeare-char-muon": ["--data.init_args.sources=[{text}]"],
     "gpt2-zeroshot": ["--model.init_args.pretrained={gpt}", "--data.init_args.tokenizer.init_args.path={gpt}"],
     **{name: ["--model.init_args.pretrained={gpt}", "--data.init_args.tokenizer.init_args.path={gpt}",
               "--data.init_args.train={task}", "--data.init_args.val={task}", "--data.init_args.test={task}"]
@@ -117,10 +118,6 @@ def test_recipe_builds(recipe, stand_ins, request, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = [*recipe_args(*composed(recipe)), *user_inputs(recipe, stand_ins, request)]
     with torch.device("meta"):  # every weight a shape only: the paper-sized models cost nothing
-        if recipe.name == "strategy/fsdp" and not torch.cuda.is_available():
-            with pytest.raises(RadfordError, match="^The strategy `fsdp` requires a GPU accelerator"):
-                run_lightning(args, run=False)
-            return
         cli = run_lightning(args, run=False)
     model, data = cli.model, cli.datamodule
     assert all(p.is_meta for p in model.parameters())

@@ -200,7 +200,6 @@ def test_trainer_fits_and_reports_token_weighted_validation(quiet_trainer):
     trainer = quiet_trainer(max_steps=5)
     trainer.fit(model, train)
     assert torch.isfinite(trainer.callback_metrics["train_loss"])
-    assert trainer.callback_metrics["tokens_per_sec"] > 0
 
     # Batches of 2, 2 and 1 sequences: a mean over batches would weigh the last one's tokens double.
     val = DataLoader(TensorDataset(data[:5, :-1], data[:5, 1:]), batch_size=2)

@@ -29,10 +29,6 @@ from radford.errors import RadfordError
 MODULE = "radford_marker_module"  # the module a crafted checkpoint names; importing it writes the marker
 HF_CONFIG = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": 16, "n_positions": 16,
              "n_embd": 8, "n_layer": 1, "n_head": 1}
-CHECKPOINT_IMPORT = ("radford/lightning_cli.py _checkpoint_model: the checkpoint's hyper_parameters['_class_path'] is "
-                     "imported (config_errors.parameters, then jsonargparse) before anything checks it; resolve it "
-                     "with radford.checkpoints.model_class (a registered model) first, or accept only the recipe's "
-                     "own model class")
 FOREIGN_GLOBAL = ("radford/models/hf_folder.py read_hf_weights: catch pickle.UnpicklingError from torch.load("
                   "weights_only=True) and raise a RadfordError naming the file (it holds pickled objects other than "
                   "tensors: convert it to model.safetensors)")
@@ -141,8 +137,7 @@ def runs_nothing(call: Callable[[], None], marker: Path) -> None:
 WAYS = ["load", "generate", "convert", "fit"]
 
 
-@pytest.mark.parametrize("way", [*WAYS[:3], pytest.param("fit", marks=pytest.mark.xfail(strict=True,
-                                                                                        reason=CHECKPOINT_IMPORT))])
+@pytest.mark.parametrize("way", WAYS)
 def test_a_class_path_is_never_imported(way, tmp_path, marker, evil_module, capsys):
     path = importing_checkpoint(tmp_path / "import.ckpt", evil_module)
     call = ways_in(path, tmp_path)[way]

@@ -358,7 +358,7 @@ def test_cli_reports_ppl_and_bpb(gpt2_folder: Path, bpe: BPE, text_file: Path, t
                          "--data.init_args.batch_size", "3", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "test_ppl" in result.stdout and "test_bpb" in result.stdout
-    with open(tmp_path / "runs" / "gpt2-zeroshot" / "version_0" / "metrics.csv") as file:
+    with open(tmp_path / "runs" / "gpt2-zeroshot" / "test" / "metrics.csv") as file:
         [logged] = [row for row in csv.DictReader(file) if row.get("test_bpb")]
     for name in ("test_loss", "test_ppl", "test_bpb"):
         assert float(logged[name]) == pytest.approx(expected[name], rel=1e-5)
