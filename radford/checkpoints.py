@@ -87,7 +87,8 @@ class RecordForLoad(L.Callback):
     data module's state, which holds the tokenizer, is: what ``radford.load`` needs beyond Lightning's contents."""
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
-        cls = type(pl_module)
+        # FSDP2's fully_shard swaps the module's class for a subclass of its own (FSDPGPT): record the model's.
+        cls = next(c for c in type(pl_module).__mro__ if not c.__module__.startswith("torch."))
         datamodule = trainer.datamodule
         # Lightning stores a data module's state_dict under its class's qualified name.
         state = type(datamodule).__qualname__ if isinstance(getattr(datamodule, "tokenizer", None), Tokenizer) \
