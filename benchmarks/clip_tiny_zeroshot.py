@@ -36,8 +36,20 @@ FIGURE = REPO / "docs" / "images" / "clip-tiny-zeroshot.png"
 def zeroshot(checkpoint: Path, images: Path, cwd: Path) -> tuple[float, list[tuple[str, str]]]:
     from radford.data.shapes import class_names
 
-    output = run_radford(["zeroshot", "--checkpoint", str(checkpoint), "--images", str(images),
-                          "--classes", *class_names(), "--templates", *TEMPLATES], cwd).stdout
+    output = run_radford(
+        [
+            "zeroshot",
+            "--checkpoint",
+            str(checkpoint),
+            "--images",
+            str(images),
+            "--classes",
+            *class_names(),
+            "--templates",
+            *TEMPLATES,
+        ],
+        cwd,
+    ).stdout
     accuracy = float(re.search(r"^accuracy ([0-9.]+)", output, re.MULTILINE).group(1))
     predictions = [tuple(line.split("\t")[:2]) for line in output.splitlines() if "\t" in line]
     return accuracy, predictions

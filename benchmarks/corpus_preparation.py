@@ -39,16 +39,22 @@ def prepare(sources: str, vocabulary: Path, threads: int | None) -> tuple[float,
     """Seconds, bytes and tokens of one preparation in a fresh process and cache."""
     env = {**os.environ, **({"RAYON_NUM_THREADS": str(threads)} if threads else {})}
     with tempfile.TemporaryDirectory() as cache:
-        out = subprocess.run([sys.executable, "-c", WORKER, sources, str(vocabulary), cache], env=env, check=True,
-                             capture_output=True, text=True).stdout.split()
+        out = subprocess.run(
+            [sys.executable, "-c", WORKER, sources, str(vocabulary), cache],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
     return float(out[0]), int(out[1]), int(out[2])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sources", default="stdlib", help="comma-separated files, folders, globs, or stdlib")
-    parser.add_argument("--vocabulary", type=Path, default=SHARED / "assets" / "gpt2",
-                        help="GPT-2's encoder.json + vocab.bpe (folder)")
+    parser.add_argument(
+        "--vocabulary", type=Path, default=SHARED / "assets" / "gpt2", help="GPT-2's encoder.json + vocab.bpe (folder)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     if not args.vocabulary.exists():
@@ -60,8 +66,10 @@ def main() -> None:
         for name, threads in zip(seconds, (None, 1), strict=True):
             elapsed, size, tokens = prepare(args.sources, args.vocabulary, threads)
             seconds[name].append(elapsed)
-    print(f"{args.sources}: {size / 1e6:.1f} MB, {tokens:,} GPT-2 tokens; median of {args.repeats}; "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"{args.sources}: {size / 1e6:.1f} MB, {tokens:,} GPT-2 tokens; median of {args.repeats}; "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     print("\n| encoder threads | seconds | MB/s | tokens/s | speed-up |")
     print("| --- | --- | --- | --- | --- |")
     one = statistics.median(seconds["one core"])

@@ -84,8 +84,10 @@ def main() -> None:
     grid = options.grid.resolve() if options.grid else run / "grid.png"
     walk = options.walk.resolve() if options.walk else run / "walk.png"
     run_radford(["sample", "--checkpoint", str(checkpoint), "--out", str(grid), "--seed", str(options.seed)], work)
-    run_radford(["sample", "--checkpoint", str(checkpoint), "--out", str(walk), "--interpolate", "--seed",
-                 str(options.seed)], work)
+    run_radford(
+        ["sample", "--checkpoint", str(checkpoint), "--out", str(walk), "--interpolate", "--seed", str(options.seed)],
+        work,
+    )
 
     trained = radford.load(checkpoint)
     hp = trained.hparams
@@ -123,17 +125,23 @@ def main() -> None:
 
     epochs = options.epochs or recipes.load(recipes.find(RECIPE))["trainer"]["max_epochs"]
     batch_size = recipes.load(recipes.find(RECIPE))["data"]["init_args"]["batch_size"]
-    print(f"\nDCGAN on MNIST-5k ({hp.image_size}x{hp.image_size}, width {hp.width}): {epochs} epochs of batch "
-          f"{batch_size} ({epochs * (len(images) // batch_size)} steps) in {fit_seconds / 60:.1f} min; grid {grid}, "
-          f"walks {walk}")
-    print(f"\nFrechet distance on a digit classifier's features ({half} images a side; classifier accuracy "
-          f"{classifier_accuracy:.3f} on {len(images) - CLASSIFIER_TRAIN} held-out digits)")
+    print(
+        f"\nDCGAN on MNIST-5k ({hp.image_size}x{hp.image_size}, width {hp.width}): {epochs} epochs of batch "
+        f"{batch_size} ({epochs * (len(images) // batch_size)} steps) in {fit_seconds / 60:.1f} min; grid {grid}, "
+        f"walks {walk}"
+    )
+    print(
+        f"\nFrechet distance on a digit classifier's features ({half} images a side; classifier accuracy "
+        f"{classifier_accuracy:.3f} on {len(images) - CLASSIFIER_TRAIN} held-out digits)"
+    )
     print("| images compared with real digits | Frechet distance |\n| --- | ---: |")
     for name, distance in distances.items():
         print(f"| {name} | {distance:.1f} |")
     test_size = len(probe_splits(y, 0, max(options.labels_per_class))[2])
-    print(f"\nLinear probe accuracy on {test_size} held-out digits (C chosen on {VAL_PER_CLASS} more labelled "
-          "digits per class)")
+    print(
+        f"\nLinear probe accuracy on {test_size} held-out digits (C chosen on {VAL_PER_CLASS} more labelled "
+        "digits per class)"
+    )
     print("| features | dims | " + " | ".join(f"{k} labels/class" for k in options.labels_per_class) + " |")
     print("| --- | ---: | " + " | ".join("---:" for _ in options.labels_per_class) + " |")
     for name, accuracies in probes.items():

@@ -31,11 +31,25 @@ from radford.models.gpt_adapter import state_dict_to_hf
 def build(args: argparse.Namespace) -> tuple[GPT, GPT2LMHeadModel]:
     """radford's GPT with its own random init, and the same weights in transformers' GPT-2."""
     torch.manual_seed(0)
-    model = GPT(vocab_size=args.vocab_size, block_size=args.block_size, n_layer=args.n_layer, n_head=args.n_head,
-                n_embd=args.n_embd)
-    config = GPT2Config(vocab_size=args.vocab_size, n_positions=args.block_size, n_layer=args.n_layer,
-                        n_head=args.n_head, n_embd=args.n_embd, activation_function="gelu_new", resid_pdrop=0.0,
-                        embd_pdrop=0.0, attn_pdrop=0.0, layer_norm_epsilon=1e-5)
+    model = GPT(
+        vocab_size=args.vocab_size,
+        block_size=args.block_size,
+        n_layer=args.n_layer,
+        n_head=args.n_head,
+        n_embd=args.n_embd,
+    )
+    config = GPT2Config(
+        vocab_size=args.vocab_size,
+        n_positions=args.block_size,
+        n_layer=args.n_layer,
+        n_head=args.n_head,
+        n_embd=args.n_embd,
+        activation_function="gelu_new",
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        layer_norm_epsilon=1e-5,
+    )
     hf = GPT2LMHeadModel(config)
     result = hf.load_state_dict(state_dict_to_hf(model.state_dict()), strict=False)
     assert not result.unexpected_keys and all(".attn." in key for key in result.missing_keys), result
@@ -46,17 +60,29 @@ def decoders(model: GPT, hf: GPT2LMHeadModel) -> dict[str, Callable[[torch.Tenso
     """Each way of decoding greedily: (prompt, new tokens) -> new token ids (batch, new tokens)."""
 
     def radford(use_cache: bool, compiled: bool = False) -> Callable[[torch.Tensor, int], torch.Tensor]:
-        return lambda prompt, n: torch.stack(list(model.generate(prompt, n, temperature=0, use_cache=use_cache,
-                                                                 compiled=compiled)), 1)
+        return lambda prompt, n: torch.stack(
+            list(model.generate(prompt, n, temperature=0, use_cache=use_cache, compiled=compiled)), 1
+        )
 
     def transformers(prompt: torch.Tensor, n: int) -> torch.Tensor:
         # No end-of-text token: every run generates exactly n tokens, as radford's do.
-        out = hf.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False, max_new_tokens=n,
-                          use_cache=True, pad_token_id=0, eos_token_id=None)
-        return out[:, prompt.shape[1]:]
+        out = hf.generate(
+            prompt,
+            attention_mask=torch.ones_like(prompt),
+            do_sample=False,
+            max_new_tokens=n,
+            use_cache=True,
+            pad_token_id=0,
+            eos_token_id=None,
+        )
+        return out[:, prompt.shape[1] :]
 
-    return {"radford, cache": radford(True), "radford, no cache": radford(False),
-            "radford, compiled": radford(True, compiled=True), "transformers, cache": transformers}
+    return {
+        "radford, cache": radford(True),
+        "radford, no cache": radford(False),
+        "radford, compiled": radford(True, compiled=True),
+        "transformers, cache": transformers,
+    }
 
 
 def timed(decode: Callable[[torch.Tensor, int], torch.Tensor], prompt: torch.Tensor, n: int) -> float:
@@ -86,8 +112,9 @@ def main() -> None:
         parser.error("prompt_length + new_tokens must fit in block_size: transformers' GPT-2 cannot slide its window")
 
     model, hf = build(args)
-    prompt = torch.randint(args.vocab_size, (args.batch_size, args.prompt_length),
-                           generator=torch.Generator().manual_seed(0)).to(args.device)
+    prompt = torch.randint(
+        args.vocab_size, (args.batch_size, args.prompt_length), generator=torch.Generator().manual_seed(0)
+    ).to(args.device)
     ways = decoders(model, hf)
     with torch.inference_mode():
         outputs = {name: decode(prompt, args.new_tokens) for name, decode in ways.items()}  # also the warm-up
@@ -102,10 +129,14 @@ def main() -> None:
 
     params = sum(p.numel() for p in model.parameters()) / 1e6
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
-    print(f"GPT-2 {args.n_layer} layers x {args.n_embd} wide, {params:.0f}M parameters; batch {args.batch_size}, "
-          f"prompt {args.prompt_length}, {args.new_tokens} new tokens, greedy, fp32, {args.repeats} runs each")
-    print(f"{device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"load average {os.getloadavg()[0]:.2f} (1 min)")
+    print(
+        f"GPT-2 {args.n_layer} layers x {args.n_embd} wide, {params:.0f}M parameters; batch {args.batch_size}, "
+        f"prompt {args.prompt_length}, {args.new_tokens} new tokens, greedy, fp32, {args.repeats} runs each"
+    )
+    print(
+        f"{device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"load average {os.getloadavg()[0]:.2f} (1 min)"
+    )
     baseline = statistics.median(seconds["transformers, cache"])
     print(f"{'':<20} {'tokens/s':>10} {'median s':>10} {'vs transformers':>16} {'same tokens':>12}")
     for name, runs in seconds.items():

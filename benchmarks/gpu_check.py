@@ -35,10 +35,20 @@ from radford.throughput import Compile, SpeedMonitor
 ALPHABET = 512  # the ids the synthetic text uses
 
 SIZES = {
-    False: {"gpt": dict(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768), "gpt_batch": 16,
-            "gpt_lr": 6e-4, "clip": dict(size="ViT-B/32", vocab_size=49408), "clip_batch": 256},
-    True: {"gpt": dict(vocab_size=256, block_size=64, n_layer=2, n_head=2, n_embd=64), "gpt_batch": 4, "gpt_lr": 3e-3,
-           "clip": dict(size="ViT-tiny", vocab_size=100), "clip_batch": 8},
+    False: {
+        "gpt": dict(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768),
+        "gpt_batch": 16,
+        "gpt_lr": 6e-4,
+        "clip": dict(size="ViT-B/32", vocab_size=49408),
+        "clip_batch": 256,
+    },
+    True: {
+        "gpt": dict(vocab_size=256, block_size=64, n_layer=2, n_head=2, n_embd=64),
+        "gpt_batch": 4,
+        "gpt_lr": 3e-3,
+        "clip": dict(size="ViT-tiny", vocab_size=100),
+        "clip_batch": 8,
+    },
 }
 
 
@@ -99,17 +109,33 @@ class Row:
     seconds: float
 
 
-def train(name: str, model: L.LightningModule, data: Dataset, batch: int, args: argparse.Namespace,
-          precision: str, compiled: bool = False, fsdp: bool = False) -> Row:
+def train(
+    name: str,
+    model: L.LightningModule,
+    data: Dataset,
+    batch: int,
+    args: argparse.Namespace,
+    precision: str,
+    compiled: bool = False,
+    fsdp: bool = False,
+) -> Row:
     device = "cpu" if args.cpu else "cuda"
     if device == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     monitor, last = SpeedMonitor(window=max(2, args.steps // 2)), LastLoss()
     trainer = L.Trainer(
-        accelerator="cpu" if args.cpu else "gpu", devices=1, precision=precision, max_steps=args.steps,
-        strategy=ModelParallelStrategy() if fsdp else "auto", gradient_clip_val=1.0, logger=False, log_every_n_steps=1,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        accelerator="cpu" if args.cpu else "gpu",
+        devices=1,
+        precision=precision,
+        max_steps=args.steps,
+        strategy=ModelParallelStrategy() if fsdp else "auto",
+        gradient_clip_val=1.0,
+        logger=False,
+        log_every_n_steps=1,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
         use_distributed_sampler=False,  # every row the same batches: FSDP's sampler would shuffle them
         callbacks=[monitor, last, *([Compile()] if compiled else [])],
     )
@@ -139,8 +165,11 @@ def main() -> None:
     sizes = SIZES[args.tiny]
     start = time.perf_counter()
     device = f"CPU, {torch.get_num_threads()} threads" if args.cpu else torch.cuda.get_device_name()
-    print(f"{device}; torch {torch.__version__}, lightning {L.__version__}; {platform.node()}; "
-          f"load average {os.getloadavg()[0]:.1f}; {args.steps} steps a row", flush=True)
+    print(
+        f"{device}; torch {torch.__version__}, lightning {L.__version__}; {platform.node()}; "
+        f"load average {os.getloadavg()[0]:.1f}; {args.steps} steps a row",
+        flush=True,
+    )
 
     gpt_args, batch = sizes["gpt"], sizes["gpt_batch"]
     chains = Chains(args.steps * batch, gpt_args["vocab_size"], gpt_args["block_size"])
@@ -159,8 +188,9 @@ def main() -> None:
     clip_args, clip_batch = sizes["clip"], sizes["clip_batch"]
     torch.manual_seed(0)
     clip = CLIP(**clip_args, warmup_steps=5)
-    pairs = Pairs(args.steps * clip_batch, clip.hparams.image_size, clip.hparams.context_length,
-                  clip_args["vocab_size"])
+    pairs = Pairs(
+        args.steps * clip_batch, clip.hparams.image_size, clip.hparams.context_length, clip_args["vocab_size"]
+    )
     rows.append(train(f"CLIP {clip_args['size']} bf16-mixed", clip, pairs, clip_batch, args, "bf16-mixed"))
 
     print(f"\n| run | rate | MFU | peak memory | loss after {args.steps} steps | wall |")
@@ -171,8 +201,10 @@ def main() -> None:
         rate = f"{row.rate:,.0f} {row.unit}/s"
         print(f"| {row.name} | {rate} | {mfu} | {memory} | {row.loss:.4f} | {row.seconds:.0f} s |")
     fp32, bf16 = rows[0].loss, rows[1].loss
-    print(f"\nfp32 against bf16-mixed after {args.steps} steps: {fp32:.6f} against {bf16:.6f} "
-          f"(|difference| {abs(fp32 - bf16):.2e}); total {time.perf_counter() - start:.0f} s")
+    print(
+        f"\nfp32 against bf16-mixed after {args.steps} steps: {fp32:.6f} against {bf16:.6f} "
+        f"(|difference| {abs(fp32 - bf16):.2e}); total {time.perf_counter() - start:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -77,13 +77,17 @@ def main() -> None:
     medians = {name: statistics.median(t) for name, t in times.items()}
     params = {name: sum(p.numel() for p in model.parameters()) for name, model in models.items()}
     threads = torch.get_num_threads()
-    print(f"hidden {options.hidden_size}, batch {options.batch_size} x {options.block_size} bytes, "
-          f"{options.steps} steps each, alternating, on {options.device} ({threads} threads)\n")
+    print(
+        f"hidden {options.hidden_size}, batch {options.batch_size} x {options.block_size} bytes, "
+        f"{options.steps} steps each, alternating, on {options.device} ({threads} threads)\n"
+    )
     print("| model | parameters | s/step (median) | steps/s | bytes/s |")
     print("| --- | --- | --- | --- | --- |")
     for name, seconds in medians.items():
-        print(f"| {name} | {params[name] / 1e6:.2f} M | {seconds:.3f} | {1 / seconds:.2f} | "
-              f"{options.batch_size * options.block_size / seconds:,.0f} |")
+        print(
+            f"| {name} | {params[name] / 1e6:.2f} M | {seconds:.3f} | {1 / seconds:.2f} | "
+            f"{options.batch_size * options.block_size / seconds:,.0f} |"
+        )
     mine, baseline = medians.values()
     print(f"\nmLSTM steps/s / nn.LSTM steps/s = {baseline / mine:.2f}")
 

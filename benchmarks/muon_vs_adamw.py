@@ -49,20 +49,37 @@ class Clock(L.Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or "val_loss" not in trainer.callback_metrics:
             return
-        record = {"step": trainer.global_step, "train_seconds": self.seconds,
-                  "val_loss": float(trainer.callback_metrics["val_loss"])}
+        record = {
+            "step": trainer.global_step,
+            "train_seconds": self.seconds,
+            "val_loss": float(trainer.callback_metrics["val_loss"]),
+        }
         with open(CLOCK_FILE, "a") as file:
             file.write(json.dumps(record) + "\n")
 
 
 def run(recipe: str, text: Path, every: int, max_steps: int | None, work: Path) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix=f"{recipe}-", dir=work))
-    command = [sys.executable, "-m", "radford.cli", "fit", "--recipe", recipe, f"--data.init_args.sources=[{text}]",
-               "--trainer.val_check_interval", str(every), "--trainer.enable_progress_bar", "false",
-               "--trainer.callbacks+=muon_vs_adamw.Clock", "--trainer.num_sanity_val_steps", "0",
-               *(["--trainer.max_steps", str(max_steps)] if max_steps else [])]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "benchmarks"), str(REPO)]),
-               RADFORD_CACHE=str(work / "cache"))
+    command = [
+        sys.executable,
+        "-m",
+        "radford.cli",
+        "fit",
+        "--recipe",
+        recipe,
+        f"--data.init_args.sources=[{text}]",
+        "--trainer.val_check_interval",
+        str(every),
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.callbacks+=muon_vs_adamw.Clock",
+        "--trainer.num_sanity_val_steps",
+        "0",
+        *(["--trainer.max_steps", str(max_steps)] if max_steps else []),
+    ]
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "benchmarks"), str(REPO)]), RADFORD_CACHE=str(work / "cache")
+    )
     start = time.perf_counter()
     result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -89,9 +106,12 @@ def main() -> None:
 
     import torch
 
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, OMP_NUM_THREADS="
-          f"{os.environ.get('OMP_NUM_THREADS', 'unset')}; torch {torch.__version__}, lightning {L.__version__}; "
-          f"load average {os.getloadavg()[0]:.2f} (1 min) before starting", flush=True)
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, OMP_NUM_THREADS="
+        f"{os.environ.get('OMP_NUM_THREADS', 'unset')}; torch {torch.__version__}, lightning {L.__version__}; "
+        f"load average {os.getloadavg()[0]:.2f} (1 min) before starting",
+        flush=True,
+    )
     runs: dict[str, list[dict[str, Any]]] = {recipe: [] for recipe in RECIPES}
     with tempfile.TemporaryDirectory(prefix="muon-vs-adamw-") as tmp:
         for _ in range(args.rounds):
@@ -99,10 +119,17 @@ def main() -> None:
                 result = run(recipe, args.text.resolve(), args.every, args.max_steps, Path(tmp))
                 runs[recipe].append(result)
                 hit = reached(result["records"], args.target)
-                print(f"{recipe}: " + (f"val {hit['val_loss']:.4f} at step {hit['step']}, {hit['train_seconds']:.1f} s "
-                      f"of training" if hit else f"never reached {args.target}") +
-                      f"; final val {result['records'][-1]['val_loss']:.4f} at step {result['records'][-1]['step']}; "
-                      f"wall {result['wall']:.0f} s", flush=True)
+                print(
+                    f"{recipe}: "
+                    + (
+                        f"val {hit['val_loss']:.4f} at step {hit['step']}, {hit['train_seconds']:.1f} s of training"
+                        if hit
+                        else f"never reached {args.target}"
+                    )
+                    + f"; final val {result['records'][-1]['val_loss']:.4f} at step {result['records'][-1]['step']}; "
+                    f"wall {result['wall']:.0f} s",
+                    flush=True,
+                )
 
     print(f"\nload average after: {os.getloadavg()[0]:.2f} (1 min)")
     print(f"\n| recipe | steps to val <= {args.target} | training s to it | final val loss | wall s |")
@@ -111,8 +138,10 @@ def main() -> None:
     for recipe, results in runs.items():
         hits = [reached(r["records"], args.target) for r in results]
         if all(hits):
-            medians[recipe] = (statistics.median(h["step"] for h in hits),
-                               statistics.median(h["train_seconds"] for h in hits))
+            medians[recipe] = (
+                statistics.median(h["step"] for h in hits),
+                statistics.median(h["train_seconds"] for h in hits),
+            )
         steps, seconds = medians.get(recipe, ("not reached", float("nan")))
         final = statistics.median(r["records"][-1]["val_loss"] for r in results)
         wall = statistics.median(r["wall"] for r in results)

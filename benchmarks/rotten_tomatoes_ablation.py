@@ -89,13 +89,24 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="folder for data, runs and token caches (default: a temporary one)")
     parser.add_argument("--pretrain_steps", type=int, default=4000, help="gpt2-tiny steps of 16 x 128 tokens")
     parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (the paper's 3)")
-    parser.add_argument("--learning_rate", type=float, default=5e-4,
-                        help="fine-tuning rate for all variants: the paper's 6.25e-5 is for a 117M model")
-    parser.add_argument("--train_examples", type=int, nargs="+",
-                        help="fine-tune on the first N labelled training snippets (several N: a learning curve); "
-                             "default: all of the training split")
-    parser.add_argument("--pretrained", type=Path, help="a gpt2-tiny checkpoint pre-trained on this --work folder's "
-                                                        "text by an earlier run: skips pre-training")
+    parser.add_argument(
+        "--learning_rate",
+        type=float,
+        default=5e-4,
+        help="fine-tuning rate for all variants: the paper's 6.25e-5 is for a 117M model",
+    )
+    parser.add_argument(
+        "--train_examples",
+        type=int,
+        nargs="+",
+        help="fine-tune on the first N labelled training snippets (several N: a learning curve); "
+        "default: all of the training split",
+    )
+    parser.add_argument(
+        "--pretrained",
+        type=Path,
+        help="a gpt2-tiny checkpoint pre-trained on this --work folder's text by an earlier run: skips pre-training",
+    )
     parser.add_argument("--seed", type=int, default=1337)
     options = parser.parse_args()
     for path in (REVIEWS, SHAKESPEARE):
@@ -111,9 +122,20 @@ def main() -> None:
     if options.pretrained:
         pretrained, pretrain_note = options.pretrained.resolve(), f"reused {options.pretrained}"
     else:
-        seconds = run_radford(["fit", "--recipe", PRETRAIN_RECIPE, "--seed_everything", str(options.seed),
-                               "--data.init_args.sources", f"[{reviews},{SHAKESPEARE}]",
-                               "--trainer.max_steps", str(options.pretrain_steps)], cwd=work / "pretrain").seconds
+        seconds = run_radford(
+            [
+                "fit",
+                "--recipe",
+                PRETRAIN_RECIPE,
+                "--seed_everything",
+                str(options.seed),
+                "--data.init_args.sources",
+                f"[{reviews},{SHAKESPEARE}]",
+                "--trainer.max_steps",
+                str(options.pretrain_steps),
+            ],
+            cwd=work / "pretrain",
+        ).seconds
         pretrained = sorted((work / "pretrain" / "runs" / PRETRAIN_RECIPE).glob("version_*"))[-1] / "checkpoints"
         pretrained /= "last.ckpt"
         pretrain_note = f"{options.pretrain_steps} steps, {seconds / 60:.1f} min"
@@ -122,12 +144,25 @@ def main() -> None:
 
     # (c) has the pre-trained model's architecture, read from the same recipe.
     architecture = recipes.load(recipes.find(PRETRAIN_RECIPE))["model"]["init_args"]
-    scratch = [f"--model.init_args.{name}={architecture[name]}" for name in ("block_size", "n_layer", "n_head",
-                                                                             "n_embd")]
-    common = ["--seed_everything", str(options.seed), "--data.init_args.tokenizer.init_args.path", str(pretrained),
-              "--data.init_args.val", "null", "--data.init_args.test", str(test),
-              "--data.init_args.labels", f"[{','.join(LABELS)}]", "--data.init_args.max_length",
-              str(architecture["block_size"]), "--model.init_args.learning_rate", str(options.learning_rate)]
+    scratch = [
+        f"--model.init_args.{name}={architecture[name]}" for name in ("block_size", "n_layer", "n_head", "n_embd")
+    ]
+    common = [
+        "--seed_everything",
+        str(options.seed),
+        "--data.init_args.tokenizer.init_args.path",
+        str(pretrained),
+        "--data.init_args.val",
+        "null",
+        "--data.init_args.test",
+        str(test),
+        "--data.init_args.labels",
+        f"[{','.join(LABELS)}]",
+        "--data.init_args.max_length",
+        str(architecture["block_size"]),
+        "--model.init_args.learning_rate",
+        str(options.learning_rate),
+    ]
     results = []
     correct: dict[tuple[int, str], list[bool]] = {}
     for size in options.train_examples or [len(train_records)]:
@@ -135,9 +170,13 @@ def main() -> None:
         for name, (use_pretrained, lm_coef) in VARIANTS.items():
             folder = work / f"{name}-{size}"
             folder.mkdir(exist_ok=True)
-            model = ["--model.init_args.pretrained", str(pretrained) if use_pretrained else "null",
-                     "--model.init_args.lm_coef", str(lm_coef), *([] if use_pretrained else
-                                                                   [*scratch, "--model.init_args.post_norm=false"])]
+            model = [
+                "--model.init_args.pretrained",
+                str(pretrained) if use_pretrained else "null",
+                "--model.init_args.lm_coef",
+                str(lm_coef),
+                *([] if use_pretrained else [*scratch, "--model.init_args.post_norm=false"]),
+            ]
             args = ["--recipe", FINETUNE_RECIPE, *common, "--data.init_args.train", str(train), *model]
             seconds = run_radford(["fit", *args, "--trainer.max_epochs", str(options.epochs)], cwd=folder).seconds
             runs = folder / "runs" / FINETUNE_RECIPE
@@ -146,25 +185,43 @@ def main() -> None:
             metrics = test_metrics(sorted(runs.glob("version_*"))[-1])
             results.append((size, name, use_pretrained, lm_coef, seconds, metrics))
             predictions = folder / "test-predictions.jsonl"
-            run_radford(["predict", *args, "--ckpt_path", str(checkpoint), "--data.init_args.predict", str(test),
-                         "--trainer.callbacks+=WritePredictions", "--trainer.callbacks.init_args.path",
-                         str(predictions)], cwd=folder)
-            correct[size, name] = [json.loads(line)["prediction"] == record["label"]
-                                   for line, record in zip(predictions.read_text().splitlines(), test_records,
-                                                           strict=True)]
+            run_radford(
+                [
+                    "predict",
+                    *args,
+                    "--ckpt_path",
+                    str(checkpoint),
+                    "--data.init_args.predict",
+                    str(test),
+                    "--trainer.callbacks+=WritePredictions",
+                    "--trainer.callbacks.init_args.path",
+                    str(predictions),
+                ],
+                cwd=folder,
+            )
+            correct[size, name] = [
+                json.loads(line)["prediction"] == record["label"]
+                for line, record in zip(predictions.read_text().splitlines(), test_records, strict=True)
+            ]
 
-    print(f"\nRotten Tomatoes fresh/rotten: {len(train_records)} train, {len(test_records)} test snippets; majority "
-          f"class {majority:.1%} of test. Pre-training: {pretrain_note}. Fine-tuning: {options.epochs} epochs, "
-          f"lr {options.learning_rate}.")
+    print(
+        f"\nRotten Tomatoes fresh/rotten: {len(train_records)} train, {len(test_records)} test snippets; majority "
+        f"class {majority:.1%} of test. Pre-training: {pretrain_note}. Fine-tuning: {options.epochs} epochs, "
+        f"lr {options.learning_rate}."
+    )
     print("\n| labelled examples | variant | pre-trained | lm_coef | test acc | test F1 (macro) | test MCC | time |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for size, name, use_pretrained, lm_coef, seconds, metrics in results:
-        print(f"| {size} | ({name}) | {'yes' if use_pretrained else 'no'} | {lm_coef} | {metrics['test_acc']:.4f} | "
-              f"{metrics['test_f1']:.4f} | {metrics['test_mcc']:.4f} | {seconds / 60:.1f} min |")
+        print(
+            f"| {size} | ({name}) | {'yes' if use_pretrained else 'no'} | {lm_coef} | {metrics['test_acc']:.4f} | "
+            f"{metrics['test_f1']:.4f} | {metrics['test_mcc']:.4f} | {seconds / 60:.1f} min |"
+        )
     for size in options.train_examples or [len(train_records)]:
         only_a, only_c, p = mcnemar(correct[size, "a"], correct[size, "c"])
-        print(f"\n{size} labelled: (a) right where (c) is wrong on {only_a} snippets, the reverse on {only_c}; "
-              f"exact McNemar two-sided p = {p:.4f}")
+        print(
+            f"\n{size} labelled: (a) right where (c) is wrong on {only_a} snippets, the reverse on {only_c}; "
+            f"exact McNemar two-sided p = {p:.4f}"
+        )
     print(f"\nwork folder: {work}")
 
 

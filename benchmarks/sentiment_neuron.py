@@ -56,8 +56,11 @@ def pretraining_text(work: Path, texts: list[str], held_out: set[str]) -> tuple[
     jsonl, lines = work / "pretrain.jsonl", work / "pretrain.txt"
     jsonl.write_text("".join(json.dumps({"text": t}) + "\n" for t in kept), encoding="utf-8")
     lines.write_text("\n".join(kept) + "\n", encoding="utf-8")
-    print(f"pre-training text: {len(kept):,} texts, {lines.stat().st_size / 1e6:.2f} MB "
-          f"({len(corpus) - len(kept)} dropped as sentences of SST's dev or test split)", flush=True)
+    print(
+        f"pre-training text: {len(kept):,} texts, {lines.stat().st_size / 1e6:.2f} MB "
+        f"({len(corpus) - len(kept)} dropped as sentences of SST's dev or test split)",
+        flush=True,
+    )
     return jsonl, lines
 
 
@@ -77,15 +80,29 @@ def pretrain_mlstm(work: Path, data: Path, chunk_steps: int, chunks: int) -> dic
     ``radford fit`` resumed from the last."""
     total, snapshots, resume = chunk_steps * chunks, {}, []
     for chunk in range(1, chunks + 1):
-        run_radford(["fit", "--recipe", MLSTM_RECIPE, "--data.init_args.sources", f"[{data}]",
-                     "--trainer.max_steps", str(chunk * chunk_steps), "--model.init_args.decay_steps", str(total),
-                     *resume], cwd=work / "pretrain")
+        run_radford(
+            [
+                "fit",
+                "--recipe",
+                MLSTM_RECIPE,
+                "--data.init_args.sources",
+                f"[{data}]",
+                "--trainer.max_steps",
+                str(chunk * chunk_steps),
+                "--model.init_args.decay_steps",
+                str(total),
+                *resume,
+            ],
+            cwd=work / "pretrain",
+        )
         last = newest_checkpoint(work / "pretrain")
         resume = ["--ckpt_path", str(last)]
         if chunk in SNAPSHOTS:
             snapshots[chunk] = shutil.copy(last, work / f"mlstm-{chunk * chunk_steps}-steps.ckpt")
-            print(f"mLSTM after {chunk * chunk_steps} steps: val {last_val_bpb(work / 'pretrain'):.3f} bits/byte",
-                  flush=True)
+            print(
+                f"mLSTM after {chunk * chunk_steps} steps: val {last_val_bpb(work / 'pretrain'):.3f} bits/byte",
+                flush=True,
+            )
     return {chunk: Path(path) for chunk, path in snapshots.items()}
 
 
@@ -140,8 +157,10 @@ def l1_probe(x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarray]) -> tupl
 def spread(cells: np.ndarray) -> str:
     """How the final cell state's values spread over texts: a unit that barely varies carries nothing to probe."""
     std = cells.std(0)
-    return (f"|c| median {np.median(np.abs(cells)):.3g}, per-unit std median {np.median(std):.3g}, "
-            f"units with std < 0.01: {int((std < 0.01).sum())}")
+    return (
+        f"|c| median {np.median(np.abs(cells)):.3g}, per-unit std median {np.median(std):.3g}, "
+        f"units with std < 0.01: {int((std < 0.01).sum())}"
+    )
 
 
 def main() -> None:
@@ -164,18 +183,52 @@ def main() -> None:
     start = time.perf_counter()
     snapshots = pretrain_mlstm(work, jsonl, options.chunk_steps, max(SNAPSHOTS))
     fit_minutes = (time.perf_counter() - start) / 60
-    run_radford(["fit", "--recipe", MLSTM_RECIPE, "--data.init_args.sources", f"[{jsonl}]", "--trainer.max_steps",
-                 "1", "--model.init_args.learning_rate", "0"], cwd=work / "random")
-    models = {"random init": newest_checkpoint(work / "random"),
-              **{f"{chunk}x ({chunk * options.chunk_steps} steps)": path for chunk, path in snapshots.items()}}
-    run_radford(["fit", "--recipe", GPT_RECIPE, "--data.init_args.sources", f"[{lines}]", "--trainer.max_steps",
-                 str(options.gpt_steps)], cwd=work / "gpt")
+    run_radford(
+        [
+            "fit",
+            "--recipe",
+            MLSTM_RECIPE,
+            "--data.init_args.sources",
+            f"[{jsonl}]",
+            "--trainer.max_steps",
+            "1",
+            "--model.init_args.learning_rate",
+            "0",
+        ],
+        cwd=work / "random",
+    )
+    models = {
+        "random init": newest_checkpoint(work / "random"),
+        **{f"{chunk}x ({chunk * options.chunk_steps} steps)": path for chunk, path in snapshots.items()},
+    }
+    run_radford(
+        [
+            "fit",
+            "--recipe",
+            GPT_RECIPE,
+            "--data.init_args.sources",
+            f"[{lines}]",
+            "--trainer.max_steps",
+            str(options.gpt_steps),
+        ],
+        cwd=work / "gpt",
+    )
     gpt = newest_checkpoint(work / "gpt")
 
     reports = {}
     for name, checkpoint in (("mLSTM 4x", snapshots[max(SNAPSHOTS)]), (GPT_RECIPE, gpt)):
-        report = run_radford(["probe", "--checkpoint", str(checkpoint), "--data", "sst2", "--output_dir",
-                              str(work / f"probe-{name.split()[0]}")], cwd=work)
+        report = run_radford(
+            [
+                "probe",
+                "--checkpoint",
+                str(checkpoint),
+                "--data",
+                "sst2",
+                "--output_dir",
+                str(work / f"probe-{name.split()[0]}"),
+            ],
+            cwd=work,
+        )
         print(report.stdout, end="", flush=True)
         reports[name] = json.loads((work / f"probe-{name.split()[0]}" / "probe.json").read_text())
     if options.figure:
@@ -191,9 +244,11 @@ def main() -> None:
     tfidf_accuracy, vocabulary = tfidf(texts, y, parts)
 
     majority = max(np.mean(y[parts[scored]]), 1 - np.mean(y[parts[scored]]))
-    print(f"\nSST binary: {len(parts['train'])} train / {len(parts['dev'])} dev / {len(parts.get('test', ()))} test "
-          f"sentences; scored on {scored}; majority class {majority:.4f}. mLSTM pre-training: "
-          f"{max(SNAPSHOTS)} x {options.chunk_steps} steps in {fit_minutes:.1f} min.\n")
+    print(
+        f"\nSST binary: {len(parts['train'])} train / {len(parts['dev'])} dev / {len(parts.get('test', ()))} test "
+        f"sentences; scored on {scored}; majority class {majority:.4f}. mLSTM pre-training: "
+        f"{max(SNAPSHOTS)} x {options.chunk_steps} steps in {fit_minutes:.1f} min.\n"
+    )
     print(f"| features | {scored} accuracy, L1 probe | non-zero weights |")
     print("| --- | --- | --- |")
     print(f"| majority class (chance) | {majority:.4f} | - |")
@@ -205,8 +260,10 @@ def main() -> None:
     key = "test" if scored == "test" else "val"  # probe.json's names: dev is its "val"
     for name, r in reports.items():
         top = "- | -" if r["top_unit"] is None else f"{r['top_unit']} | {r[f'top_unit_{key}_accuracy']:.4f}"
-        print(f"| {name} ({r['features']} features: {r['feature']}) | {r[f'{key}_accuracy']:.4f} | "
-              f"{r['nonzero_weights']} | {top} |")
+        print(
+            f"| {name} ({r['features']} features: {r['feature']}) | {r[f'{key}_accuracy']:.4f} | "
+            f"{r['nonzero_weights']} | {top} |"
+        )
     print(f"\nwork folder: {work}")
 
 

@@ -138,8 +138,12 @@ def plain_loop(text: Path, max_steps: int) -> dict[str, Any]:
         if step == max_steps:
             break
     loop_s = time.perf_counter() - t0
-    return {"train_losses": train_losses, "val_losses": val_losses, "loop_s": loop_s,
-            "threads": torch.get_num_threads()}
+    return {
+        "train_losses": train_losses,
+        "val_losses": val_losses,
+        "loop_s": loop_s,
+        "threads": torch.get_num_threads(),
+    }
 
 
 # -----------------------------------------------------------------------------
@@ -208,8 +212,15 @@ def nanogpt_loop(folder: Path, max_steps: int) -> dict[str, Any]:
             print(f"step {iter_num}: train loss {estimate['train']:.4f}, val loss {estimate['val']:.4f}")
             if estimate["val"] < best_val_loss and iter_num > 0:
                 best_val_loss = estimate["val"]
-                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iter_num": iter_num,
-                            "best_val_loss": best_val_loss}, folder / "ckpt.pt")
+                torch.save(
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "iter_num": iter_num,
+                        "best_val_loss": best_val_loss,
+                    },
+                    folder / "ckpt.pt",
+                )
         loss = model.loss((X, Y))
         X, Y = get_batch("train")
         loss.backward()
@@ -230,10 +241,17 @@ def nanogpt_loop(folder: Path, max_steps: int) -> dict[str, Any]:
     y = val[1 : windows * block_size + 1].view(windows, block_size)
     model.eval()
     with torch.inference_mode():
-        whole = sum(model.loss((x[i : i + 64], y[i : i + 64])).item() * len(x[i : i + 64])
-                    for i in range(0, windows, 64)) / windows
-    return {"val_losses": {max_iters: whole}, "estimate": estimate["val"], "loop_s": loop_s,
-            "train_losses": [], "threads": torch.get_num_threads()}
+        whole = (
+            sum(model.loss((x[i : i + 64], y[i : i + 64])).item() * len(x[i : i + 64]) for i in range(0, windows, 64))
+            / windows
+        )
+    return {
+        "val_losses": {max_iters: whole},
+        "estimate": estimate["val"],
+        "loop_s": loop_s,
+        "train_losses": [],
+        "threads": torch.get_num_threads(),
+    }
 
 
 # -----------------------------------------------------------------------------
@@ -246,8 +264,9 @@ def timed(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, fl
     t0 = time.perf_counter()
     seeded = done = math.nan
     lines = []
-    with subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True) as process:
+    with subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
         assert process.stdout is not None
         for line in process.stdout:
             if math.isnan(seeded) and SEED_MARKER in line:
@@ -262,9 +281,21 @@ def timed(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, fl
 
 
 def cli_command(text: Path, max_steps: int, every: int) -> list[str]:
-    return [sys.executable, "-m", "radford.cli", "fit", "--recipe", RECIPE, f"--data.init_args.sources=[{text}]",
-            "--trainer.max_steps", str(max_steps), "--trainer.val_check_interval", str(every),
-            "--trainer.enable_progress_bar", "false"]
+    return [
+        sys.executable,
+        "-m",
+        "radford.cli",
+        "fit",
+        "--recipe",
+        RECIPE,
+        f"--data.init_args.sources=[{text}]",
+        "--trainer.max_steps",
+        str(max_steps),
+        "--trainer.val_check_interval",
+        str(every),
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
 
 
 def read_metrics(run_dir: Path) -> tuple[dict[int, float], dict[int, float]]:
@@ -293,13 +324,27 @@ def run_lightning(text: Path, max_steps: int, every: int, workdir: Path, env: di
 
 def run_worker(path: str, flag: str, source: Path, max_steps: int, env: dict[str, str]) -> dict[str, Any]:
     """A worker of this script (``--worker``: the plain loop; ``--nanogpt``: nanoGPT's) timed in a fresh process."""
-    command = [sys.executable, str(Path(__file__).resolve()), flag, "--text", str(source),
-               "--max_steps", str(max_steps)]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        flag,
+        "--text",
+        str(source),
+        "--max_steps",
+        str(max_steps),
+    ]
     wall, seeded, lines = timed(command, REPO, env)
-    result = json.loads(next(line for line in reversed(lines) if line.startswith(RESULT_MARKER))[len(RESULT_MARKER):])
-    return {"path": path, "wall": wall, "startup": seeded, "threads": result["threads"], "loop_s": result["loop_s"],
-            "val_losses": {int(k): v for k, v in result["val_losses"].items()}, "estimate": result.get("estimate"),
-            "train_losses": dict(enumerate(result["train_losses"]))}
+    result = json.loads(next(line for line in reversed(lines) if line.startswith(RESULT_MARKER))[len(RESULT_MARKER) :])
+    return {
+        "path": path,
+        "wall": wall,
+        "startup": seeded,
+        "threads": result["threads"],
+        "loop_s": result["loop_s"],
+        "val_losses": {int(k): v for k, v in result["val_losses"].items()},
+        "estimate": result.get("estimate"),
+        "train_losses": dict(enumerate(result["train_losses"])),
+    }
 
 
 # -----------------------------------------------------------------------------
@@ -312,16 +357,22 @@ def final_val(run: dict[str, Any]) -> tuple[int, float]:
 
 
 def report(runs: list[dict[str, Any]], max_steps: int, full_run: bool) -> None:
-    print(f"{'run':>3}  {'path':<9} {'wall s':>7} {'startup s':>9} {'rest s':>7} {'steps/s':>8} "
-          f"{'val loss':>9} {'at step':>7}")
+    print(
+        f"{'run':>3}  {'path':<9} {'wall s':>7} {'startup s':>9} {'rest s':>7} {'steps/s':>8} "
+        f"{'val loss':>9} {'at step':>7}"
+    )
     for i, run in enumerate(runs, 1):
         step, loss = final_val(run)
         rest = run["wall"] - run["startup"]
-        print(f"{i:>3}  {run['path']:<9} {run['wall']:>7.2f} {run['startup']:>9.2f} {rest:>7.2f} "
-              f"{max_steps / rest:>8.2f} {loss:>9.4f} {step:>7}")
-    print("startup: process start to the seed (interpreter, imports, config); rest: everything after it (data, "
-          "model, training, validation, and for lightning its loggers and checkpoints); steps/s = steps / rest; "
-          "val loss: the whole held-out split (nanogpt: scored after its timed loop)")
+        print(
+            f"{i:>3}  {run['path']:<9} {run['wall']:>7.2f} {run['startup']:>9.2f} {rest:>7.2f} "
+            f"{max_steps / rest:>8.2f} {loss:>9.4f} {step:>7}"
+        )
+    print(
+        "startup: process start to the seed (interpreter, imports, config); rest: everything after it (data, "
+        "model, training, validation, and for lightning its loggers and checkpoints); steps/s = steps / rest; "
+        "val loss: the whole held-out split (nanogpt: scored after its timed loop)"
+    )
     print()
 
     by_path = {path: [r for r in runs if r["path"] == path] for path in ("lightning", "plain", "nanogpt")}
@@ -331,33 +382,47 @@ def report(runs: list[dict[str, Any]], max_steps: int, full_run: bool) -> None:
         val_gap = abs(final_val(lit)[1] - final_val(pl)[1])
         logged = sorted(set(lit["train_losses"]) & set(pl["train_losses"]))
         train_gap = max((abs(lit["train_losses"][s] - pl["train_losses"][s]) for s in logged), default=math.nan)
-        print(f"round {i}: lightning / plain wall {ratio:.3f} (overhead {ratio - 1:+.1%}), after startup {rest:.3f} "
-              f"({rest - 1:+.1%}); |val loss gap| {val_gap:.2e}; max |train loss gap| over the {len(logged)} "
-              f"logged steps {train_gap:.2e}")
-        print(f"round {i}: lightning / nanogpt wall {lit['wall'] / nano['wall']:.3f}; val loss {final_val(lit)[1]:.4f} "
-              f"against {final_val(nano)[1]:.4f} (nanoGPT's own 20-batch estimate {nano['estimate']:.4f})")
+        print(
+            f"round {i}: lightning / plain wall {ratio:.3f} (overhead {ratio - 1:+.1%}), after startup {rest:.3f} "
+            f"({rest - 1:+.1%}); |val loss gap| {val_gap:.2e}; max |train loss gap| over the {len(logged)} "
+            f"logged steps {train_gap:.2e}"
+        )
+        print(
+            f"round {i}: lightning / nanogpt wall {lit['wall'] / nano['wall']:.3f}; val loss {final_val(lit)[1]:.4f} "
+            f"against {final_val(nano)[1]:.4f} (nanoGPT's own 20-batch estimate {nano['estimate']:.4f})"
+        )
     total = {path: sum(r["wall"] for r in group) for path, group in by_path.items()}
     if len(by_path["lightning"]) > 1:
-        print(f"all rounds: lightning / plain wall {total['lightning'] / total['plain']:.3f}; lightning / nanogpt "
-              f"wall {total['lightning'] / total['nanogpt']:.3f}")
+        print(
+            f"all rounds: lightning / plain wall {total['lightning'] / total['plain']:.3f}; lightning / nanogpt "
+            f"wall {total['lightning'] / total['nanogpt']:.3f}"
+        )
 
     if full_run:
         worst = max(final_val(r)[1] for r in by_path["lightning"])
         nano_best = min(final_val(r)[1] for r in by_path["nanogpt"])
         overhead = total["lightning"] / total["plain"] - 1
-        print(f"issue targets: val loss {worst:.4f} <= 1.93: {'yes' if worst <= 1.93 else 'NO'}; overhead "
-              f"{overhead:+.1%} <= 3 %: {'yes' if overhead <= 0.03 else 'NO'}; wall <= nanoGPT's at a val loss <= "
-              f"its: {'yes' if total['lightning'] <= total['nanogpt'] and worst <= nano_best else 'NO'}")
+        print(
+            f"issue targets: val loss {worst:.4f} <= 1.93: {'yes' if worst <= 1.93 else 'NO'}; overhead "
+            f"{overhead:+.1%} <= 3 %: {'yes' if overhead <= 0.03 else 'NO'}; wall <= nanoGPT's at a val loss <= "
+            f"its: {'yes' if total['lightning'] <= total['nanogpt'] and worst <= nano_best else 'NO'}"
+        )
     else:
-        print("(the issue's targets, val loss <= 1.93, overhead <= 3 % and nanoGPT's wall, are for the full 2000-step "
-              "run)")
+        print(
+            "(the issue's targets, val loss <= 1.93, overhead <= 3 % and nanoGPT's wall, are for the full 2000-step "
+            "run)"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--text", type=Path, default=SHARED / "datasets" / "tinyshakespeare.txt",
-                        help="Tiny Shakespeare (default $RADFORD_TEST_DATA/datasets/tinyshakespeare.txt, "
-                        "RADFORD_TEST_DATA defaulting to ../shared next to the repository)")
+    parser.add_argument(
+        "--text",
+        type=Path,
+        default=SHARED / "datasets" / "tinyshakespeare.txt",
+        help="Tiny Shakespeare (default $RADFORD_TEST_DATA/datasets/tinyshakespeare.txt, "
+        "RADFORD_TEST_DATA defaulting to ../shared next to the repository)",
+    )
     parser.add_argument("--max_steps", type=int, default=None, help="default: the recipe's (2000)")
     parser.add_argument("--repeats", type=int, default=1, help="rounds of runs: lightning, plain, nanogpt")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # run the plain loop, here
@@ -387,19 +452,27 @@ def main() -> None:
     import lightning
     import torch
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; python "
-          f"{platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-          f"lightning {lightning.__version__}")
-    print(f"recipe {RECIPE}: {max_steps} steps, decay_steps {recipe['model']['init_args']['decay_steps']}, "
-          f"validating the whole held-out split every {every} steps; text {text}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; python "
+        f"{platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"lightning {lightning.__version__}"
+    )
+    print(
+        f"recipe {RECIPE}: {max_steps} steps, decay_steps {recipe['model']['init_args']['decay_steps']}, "
+        f"validating the whole held-out split every {every} steps; text {text}"
+    )
 
     # Timings mean little on a machine something else is using: say how busy it was before we started.
     print(f"load average before starting: {os.getloadavg()[0]:.2f} (1 min), {os.getloadavg()[1]:.2f} (5 min)")
     with tempfile.TemporaryDirectory(prefix="shakespeare-overhead-") as tmp:
         workdir = Path(tmp)
         # Every path imports this checkout; the radford ones share one token cache, made by the warm-up run.
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-                   RADFORD_CACHE=str(workdir / "cache"), PYTHONUNBUFFERED="1")
+        env = dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+            RADFORD_CACHE=str(workdir / "cache"),
+            PYTHONUNBUFFERED="1",
+        )
         wall = run_lightning(text, WARMUP_STEPS, WARMUP_STEPS, workdir, env)["wall"]
         print(f"warm-up (untimed): radford CLI, {WARMUP_STEPS} steps, tokenizing into a fresh cache: {wall:.2f} s")
         nanogpt_data = workdir / "nanogpt"
@@ -412,8 +485,10 @@ def main() -> None:
             runs.append(run_worker("nanogpt", "--nanogpt", nanogpt_data, max_steps, env))
             walls = ", ".join(f"{r['path']} {r['wall']:.1f} s" for r in runs[-3:])
             print(f"round done: {walls}", flush=True)
-        print(f"plain worker: {runs[1]['threads']} torch threads; its training loop (validation included) took "
-              f"{runs[1]['loop_s']:.2f} s; nanogpt's {runs[2]['loop_s']:.2f} s")
+        print(
+            f"plain worker: {runs[1]['threads']} torch threads; its training loop (validation included) took "
+            f"{runs[1]['loop_s']:.2f} s; nanogpt's {runs[2]['loop_s']:.2f} s"
+        )
         print()
         report(runs, max_steps, full_run=max_steps == recipe["trainer"]["max_steps"])
 

@@ -96,14 +96,23 @@ def plain(args: argparse.Namespace, arch: dict[str, Any], batch: int) -> float:
 
 def hf(args: argparse.Namespace, arch: dict[str, Any], batch: int) -> float:
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=arch["vocab_size"], n_positions=arch["block_size"], n_layer=arch["n_layer"],
-                        n_head=arch["n_head"], n_embd=arch["n_embd"], resid_pdrop=0.0, embd_pdrop=0.0,
-                        attn_pdrop=0.0, activation_function="gelu_new")
+    config = GPT2Config(
+        vocab_size=arch["vocab_size"],
+        n_positions=arch["block_size"],
+        n_layer=arch["n_layer"],
+        n_head=arch["n_head"],
+        n_embd=arch["n_embd"],
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        activation_function="gelu_new",
+    )
     model = GPT2LMHeadModel(config).to(args.device).train()
     decay = [p for p in model.parameters() if p.dim() >= 2]
     rest = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
-                                  lr=1e-4, betas=(0.9, 0.95))
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}], lr=1e-4, betas=(0.9, 0.95)
+    )
     forward = torch.compile(model) if args.compile else model
     x = torch.randint(arch["vocab_size"], (batch, arch["block_size"]), device=args.device)
 
@@ -125,12 +134,31 @@ def radford_fit(args: argparse.Namespace, work: Path) -> float:
     os.chdir(work)
     try:
         with contextlib.suppress(SystemExit):
-            radford_main(["fit", "--recipe", args.recipe, "--trainer.max_steps", str(WARMUP + args.steps),
-                          "--trainer.limit_val_batches", "0", "--trainer.log_every_n_steps", "10",
-                          "--trainer.enable_progress_bar", "false", "--trainer.accelerator", accelerator,
-                          "--trainer.devices", "1", "--trainer.precision", args.precision,
-                          "--model.init_args.dropout", "0.0", f"--trainer.callbacks+={MONITOR}",
-                          *(["--recipe", "compile"] if args.compile else [])])
+            radford_main(
+                [
+                    "fit",
+                    "--recipe",
+                    args.recipe,
+                    "--trainer.max_steps",
+                    str(WARMUP + args.steps),
+                    "--trainer.limit_val_batches",
+                    "0",
+                    "--trainer.log_every_n_steps",
+                    "10",
+                    "--trainer.enable_progress_bar",
+                    "false",
+                    "--trainer.accelerator",
+                    accelerator,
+                    "--trainer.devices",
+                    "1",
+                    "--trainer.precision",
+                    args.precision,
+                    "--model.init_args.dropout",
+                    "0.0",
+                    f"--trainer.callbacks+={MONITOR}",
+                    *(["--recipe", "compile"] if args.compile else []),
+                ]
+            )
     finally:
         os.chdir(previous)
     run = sorted((work / "runs" / Path(args.recipe).stem).glob("version_*"), key=lambda p: int(p.name[8:]))[-1]
@@ -146,8 +174,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the models (radford fit: --recipe compile, each block; the others whole)")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the models (radford fit: --recipe compile, each block; the others whole)",
+    )
     args = parser.parse_args()
 
     recipe = recipes.load(recipes.find(args.recipe))
@@ -159,11 +190,20 @@ def main() -> None:
     radford_fit(argparse.Namespace(**{**vars(args), "steps": 1}), work)
     run = sorted((work / "runs" / Path(args.recipe).stem).glob("version_*"))[0]
     vocab_size = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]["vocab_size"]
-    arch = {"vocab_size": vocab_size, "block_size": model_args["block_size"], "n_layer": model_args["n_layer"],
-            "n_head": model_args["n_head"], "n_embd": model_args["n_embd"], "dropout": 0.0}
+    arch = {
+        "vocab_size": vocab_size,
+        "block_size": model_args["block_size"],
+        "n_layer": model_args["n_layer"],
+        "n_head": model_args["n_head"],
+        "n_embd": model_args["n_embd"],
+        "dropout": 0.0,
+    }
 
-    paths = {"radford fit": lambda: radford_fit(args, work), "plain loop": lambda: plain(args, arch, batch),
-             "transformers": lambda: hf(args, arch, batch)}
+    paths = {
+        "radford fit": lambda: radford_fit(args, work),
+        "plain loop": lambda: plain(args, arch, batch),
+        "transformers": lambda: hf(args, arch, batch),
+    }
     rates: dict[str, list[float]] = {name: [] for name in paths}
     for round_ in range(args.rounds):
         for name, run_path in paths.items():
@@ -173,16 +213,23 @@ def main() -> None:
     peak = peak_flops(torch.device(args.device), compute_dtype(args.precision))
     flops = flops_per_token(GPT(**arch))
     median = {name: statistics.median(values) for name, values in rates.items()}
-    machine = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{platform.processor() or 'cpu'}, "\
-        f"{torch.get_num_threads()} threads"
-    print(f"\n{args.recipe}: {arch['n_layer']} layers x {arch['n_embd']}, context {arch['block_size']}, vocabulary "
-          f"{vocab_size}, batch {batch}; {args.precision}{', compiled' if args.compile else ''}; {machine}; "
-          f"matmul peak {peak / 1e9:,.1f} GFLOP/s; load average {os.getloadavg()[0]:.1f}; median of {args.rounds}")
+    machine = (
+        torch.cuda.get_device_name()
+        if args.device.startswith("cuda")
+        else f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads"
+    )
+    print(
+        f"\n{args.recipe}: {arch['n_layer']} layers x {arch['n_embd']}, context {arch['block_size']}, vocabulary "
+        f"{vocab_size}, batch {batch}; {args.precision}{', compiled' if args.compile else ''}; {machine}; "
+        f"matmul peak {peak / 1e9:,.1f} GFLOP/s; load average {os.getloadavg()[0]:.1f}; median of {args.rounds}"
+    )
     print("\n| path | tokens/s | vs plain loop | vs transformers | MFU |")
     print("| --- | --- | --- | --- | --- |")
     for name, rate in median.items():
-        print(f"| {name} | {rate:,.0f} | {rate / median['plain loop']:.2f} | {rate / median['transformers']:.2f} | "
-              f"{rate * flops / peak:.1%} |")
+        print(
+            f"| {name} | {rate:,.0f} | {rate / median['plain loop']:.2f} | {rate / median['transformers']:.2f} | "
+            f"{rate * flops / peak:.1%} |"
+        )
 
 
 if __name__ == "__main__":

@@ -30,17 +30,21 @@ class WritePredictions(BasePredictionWriter):
         super().__init__(write_interval="epoch")
         self.path = None if path is None else Path(path)
 
-    def write_on_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, predictions: Sequence[Any],
-                           batch_indices: Sequence[Any]) -> None:
+    def write_on_epoch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, predictions: Sequence[Any], batch_indices: Sequence[Any]
+    ) -> None:
         if trainer.world_size > 1:
-            raise RadfordError(f"WritePredictions writes from one process; predict with --trainer.devices 1, "
-                               f"not {trainer.world_size}")
+            raise RadfordError(
+                f"WritePredictions writes from one process; predict with --trainer.devices 1, not {trainer.world_size}"
+            )
         datamodule = trainer.datamodule
         values = torch.cat(list(predictions)).tolist()
         names = datamodule.labels
         lines = [
-            json.dumps({**record, "prediction": names[value] if names and isinstance(value, int) else value},
-                       ensure_ascii=False)
+            json.dumps(
+                {**record, "prediction": names[value] if names and isinstance(value, int) else value},
+                ensure_ascii=False,
+            )
             for record, value in zip(datamodule.records("predict"), values, strict=True)
         ]
         path = self.path or Path(trainer.default_root_dir) / "predictions.jsonl"

@@ -48,8 +48,9 @@ class Weights:
             model.load_state_dict(self.state_dict)
         except RuntimeError as error:
             detail = " ".join(str(error).split())
-            raise RadfordError(f"the weights in {source} do not fit {self.model_class.__name__}: {detail[:300]}") \
-                from error
+            raise RadfordError(
+                f"the weights in {source} do not fit {self.model_class.__name__}: {detail[:300]}"
+            ) from error
         model.tokenizer = self.tokenizer
         return model
 
@@ -74,8 +75,10 @@ def existing(path: str | os.PathLike) -> Path:
     (``gpt2``, ``org/name@revision``: ``radford.hub``), downloaded first if need be."""
     local = local_path(path)
     if not local.exists():
-        raise RadfordError(f"checkpoint {local} not found: give a radford .ckpt file, a model folder, or a Hugging "
-                           "Face hub id (name or org/name, optionally @revision)")
+        raise RadfordError(
+            f"checkpoint {local} not found: give a radford .ckpt file, a model folder, or a Hugging "
+            "Face hub id (name or org/name, optionally @revision)"
+        )
     return local
 
 
@@ -91,8 +94,7 @@ class RecordForLoad(L.Callback):
         cls = next(c for c in type(pl_module).__mro__ if not c.__module__.startswith("torch."))
         datamodule = trainer.datamodule
         # Lightning stores a data module's state_dict under its class's qualified name.
-        state = type(datamodule).__qualname__ if isinstance(getattr(datamodule, "tokenizer", None), Tokenizer) \
-            else None
+        state = type(datamodule).__qualname__ if isinstance(getattr(datamodule, "tokenizer", None), Tokenizer) else None
         checkpoint[RECORD] = {"class_path": f"{cls.__module__}.{cls.__qualname__}", "tokenizer_state": state}
 
 
@@ -105,8 +107,10 @@ def torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
         # mmap: generating from a checkpoint should not read its optimizer state into memory.
         return torch.load(path, map_location=map_location, weights_only=True, mmap=True)
     except pickle.UnpicklingError as error:  # weights_only refused an object, which could run code
-        raise RadfordError(f"{path} holds pickled objects other than tensors and plain data; radford never "
-                           "runs pickled code (it loads with weights_only=True)") from error
+        raise RadfordError(
+            f"{path} holds pickled objects other than tensors and plain data; radford never "
+            "runs pickled code (it loads with weights_only=True)"
+        ) from error
     except Exception as error:  # torch raises several kinds for a truncated or foreign file
         raise RadfordError(f"cannot read checkpoint {path}: truncated, corrupt, or not from torch.save") from error
 
@@ -130,8 +134,10 @@ def model_class(path: str | os.PathLike, class_path: Any) -> type[L.LightningMod
         if plugin.class_path == class_path:
             return plugin.load()
         registered.append(plugin.class_path)
-    raise RadfordError(f"{path} names the model class {class_path!r}, which no registered plugin provides; "
-                       f"registered models: {', '.join(registered)}")
+    raise RadfordError(
+        f"{path} names the model class {class_path!r}, which no registered plugin provides; "
+        f"registered models: {', '.join(registered)}"
+    )
 
 
 def _recorded_tokenizer(checkpoint: dict[str, Any]) -> Tokenizer | None:
@@ -158,8 +164,10 @@ def write_checkpoint(weights: Weights, path: Path) -> None:
     checkpoint: dict[str, Any] = {
         "state_dict": weights.state_dict,
         "hyper_parameters": weights.hparams,
-        RECORD: {"class_path": f"{cls.__module__}.{cls.__qualname__}",
-                 "tokenizer_state": None if weights.tokenizer is None else TOKENIZER_STATE},
+        RECORD: {
+            "class_path": f"{cls.__module__}.{cls.__qualname__}",
+            "tokenizer_state": None if weights.tokenizer is None else TOKENIZER_STATE,
+        },
         # Lightning's load_from_checkpoint migrates a checkpoint from the version it names.
         "pytorch-lightning_version": L.__version__,
     }
@@ -225,15 +233,29 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
         write_checkpoint(weights, dst)
         return dst
     if dst.is_file() or dst.suffix == CHECKPOINT_SUFFIX:
-        raise RadfordError(f"a .ckpt converts to a model folder, and {dst} is a file or named as a .ckpt; "
-                           "give a folder")
+        raise RadfordError(
+            f"a .ckpt converts to a model folder, and {dst} is a file or named as a .ckpt; give a folder"
+        )
     exporter = next((f for f in formats() if f.exports(weights.model_class)), None)
     if exporter is None:
-        raise RadfordError(f"no registered format exports a {weights.model_class.__name__}; radford converts GPT-2 "
-                           "and GPT-1 checkpoints to Hugging Face folders")
+        raise RadfordError(
+            f"no registered format exports a {weights.model_class.__name__}; radford converts GPT-2 "
+            "and GPT-1 checkpoints to Hugging Face folders"
+        )
     exporter.export(weights, dst)
     return dst
 
 
-__all__ = ["RECORD", "Format", "RecordForLoad", "Weights", "convert", "load", "read_checkpoint", "read_weights",
-           "saved_tokenizer", "torch_load", "write_checkpoint"]
+__all__ = [
+    "RECORD",
+    "Format",
+    "RecordForLoad",
+    "Weights",
+    "convert",
+    "load",
+    "read_checkpoint",
+    "read_weights",
+    "saved_tokenizer",
+    "torch_load",
+    "write_checkpoint",
+]

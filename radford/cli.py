@@ -48,42 +48,66 @@ def command(name: str) -> Callable[[Sequence[str]], None]:
 
 # What each training command does, and three examples of it, for ``radford COMMAND --help``.
 LIGHTNING_HELP = {
-    "fit": ("Train a model from a recipe; each fit writes a fresh run folder, ROOT/version_N.", [
-        "radford fit --recipe gpt2-tiny --trainer.max_steps 20",
-        "radford fit --recipe gpt2 --recipe size/gpt2-medium --recipe strategy/ddp --trainer.devices 8",
-        "radford fit --recipe gpt2-tiny --ckpt_path last          # resume the newest gpt2-tiny run"]),
-    "validate": ("Evaluate a checkpoint on the recipe's validation data; results go beside the checkpoint's run.", [
-        "radford validate --recipe gpt2-tiny --ckpt_path runs/gpt2-tiny/latest/checkpoints/last.ckpt",
-        "radford validate --recipe gpt2-tiny --ckpt_path last     # the newest checkpoint under runs/gpt2-tiny",
-        "radford validate --recipe clip-tiny --ckpt_path last --data.init_args.batch_size 32"]),
-    "test": ("Evaluate a checkpoint, or pretrained weights, on the recipe's test data.", [
-        "radford test --recipe finetune-demo --ckpt_path last",
-        "radford test --recipe gpt2-zeroshot --model.init_args.pretrained models/gpt2 \\\n"
-        "      --data.init_args.tokenizer.init_args.path models/gpt2 --data.init_args.sources '[book.txt]'",
-        "radford test --recipe mlstm-tiny --ckpt_path runs/mlstm-tiny/latest/checkpoints/last.ckpt"]),
-    "predict": ("Run a checkpoint on the recipe's prediction inputs (WritePredictions writes them in its folder).", [
-        "radford predict --recipe finetune-demo --ckpt_path last",
-        "radford predict --recipe finetune-demo --ckpt_path last --data.init_args.predict my.jsonl",
-        "radford predict --recipe finetune-demo --ckpt_path last --trainer.callbacks.init_args.path out.jsonl"]),
+    "fit": (
+        "Train a model from a recipe; each fit writes a fresh run folder, ROOT/version_N.",
+        [
+            "radford fit --recipe gpt2-tiny --trainer.max_steps 20",
+            "radford fit --recipe gpt2 --recipe size/gpt2-medium --recipe strategy/ddp --trainer.devices 8",
+            "radford fit --recipe gpt2-tiny --ckpt_path last          # resume the newest gpt2-tiny run",
+        ],
+    ),
+    "validate": (
+        "Evaluate a checkpoint on the recipe's validation data; results go beside the checkpoint's run.",
+        [
+            "radford validate --recipe gpt2-tiny --ckpt_path runs/gpt2-tiny/latest/checkpoints/last.ckpt",
+            "radford validate --recipe gpt2-tiny --ckpt_path last     # the newest checkpoint under runs/gpt2-tiny",
+            "radford validate --recipe clip-tiny --ckpt_path last --data.init_args.batch_size 32",
+        ],
+    ),
+    "test": (
+        "Evaluate a checkpoint, or pretrained weights, on the recipe's test data.",
+        [
+            "radford test --recipe finetune-demo --ckpt_path last",
+            "radford test --recipe gpt2-zeroshot --model.init_args.pretrained models/gpt2 \\\n"
+            "      --data.init_args.tokenizer.init_args.path models/gpt2 --data.init_args.sources '[book.txt]'",
+            "radford test --recipe mlstm-tiny --ckpt_path runs/mlstm-tiny/latest/checkpoints/last.ckpt",
+        ],
+    ),
+    "predict": (
+        "Run a checkpoint on the recipe's prediction inputs (WritePredictions writes them in its folder).",
+        [
+            "radford predict --recipe finetune-demo --ckpt_path last",
+            "radford predict --recipe finetune-demo --ckpt_path last --data.init_args.predict my.jsonl",
+            "radford predict --recipe finetune-demo --ckpt_path last --trainer.callbacks.init_args.path out.jsonl",
+        ],
+    ),
 }
 
 
 def _recipe_lines(names: Sequence[str]) -> list[str]:
     """The recipes, whole ones then the fragments that compose with them, wrapped."""
     wrap = textwrap.TextWrapper(116, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False)
-    return [*wrap.wrap(", ".join(name for name in names if "/" not in name)),
-            *wrap.wrap("fragments: " + ", ".join(name for name in names if "/" in name))]
+    return [
+        *wrap.wrap(", ".join(name for name in names if "/" not in name)),
+        *wrap.wrap("fragments: " + ", ".join(name for name in names if "/" in name)),
+    ]
 
 
 def usage(recipes: Sequence[str]) -> str:
     """``radford --help``: the commands and the recipes."""
-    lines = ["usage: radford COMMAND [options]          (radford COMMAND --help: its options; radford --version)", "",
-             "training (LightningCLI):"]
+    lines = [
+        "usage: radford COMMAND [options]          (radford COMMAND --help: its options; radford --version)",
+        "",
+        "training (LightningCLI):",
+    ]
     lines += [f"  {name:<10} {LIGHTNING_HELP[name][0]}" for name in LIGHTNING_COMMANDS]
     lines += ["", "other commands:"]
     lines += [f"  {name:<10} {command(name).__doc__.splitlines()[0]}" for name in COMMANDS]
-    lines += ["", "recipes (radford recipes says what each is; --recipe also takes a YAML file):",
-              *_recipe_lines(recipes)]
+    lines += [
+        "",
+        "recipes (radford recipes says what each is; --recipe also takes a YAML file):",
+        *_recipe_lines(recipes),
+    ]
     return "\n".join(lines)
 
 
@@ -91,23 +115,32 @@ def lightning_usage(name: str, recipes: Sequence[str]) -> str:
     """``radford fit --help``: the recipe first, then the options radford adds, recipes and examples; every option
     of a recipe's classes and of the trainer is behind ``--help-all``."""
     summary, examples = LIGHTNING_HELP[name]
-    lines = [f"usage: radford {name} --recipe NAME_OR_YAML [--recipe FRAGMENT ...] [--section.key VALUE ...]", "",
-             summary, "",
-             "  --recipe NAME_OR_YAML       a recipe below, or any YAML file (a LightningCLI config); several",
-             "                              compose, later values winning",
-             "  --section.key VALUE         any value: --model.init_args.n_layer 6, --trainer.max_steps 100",
-             "  --ckpt_path PATH|last       a checkpoint; last: the newest of any fit under ROOT",
-             "  --trainer.default_root_dir ROOT",
-             "                              where runs go (default runs/<first recipe>)",
-             "  --model.help NAME           a model's options (--data.help NAME: a data module's): --model.help gpt2",
-             "  --help-all                  Lightning's help: every trainer option, a recipe's values as defaults", "",
-             "recipes (radford recipes says what each is):", *_recipe_lines(recipes), "", "examples:"]
+    lines = [
+        f"usage: radford {name} --recipe NAME_OR_YAML [--recipe FRAGMENT ...] [--section.key VALUE ...]",
+        "",
+        summary,
+        "",
+        "  --recipe NAME_OR_YAML       a recipe below, or any YAML file (a LightningCLI config); several",
+        "                              compose, later values winning",
+        "  --section.key VALUE         any value: --model.init_args.n_layer 6, --trainer.max_steps 100",
+        "  --ckpt_path PATH|last       a checkpoint; last: the newest of any fit under ROOT",
+        "  --trainer.default_root_dir ROOT",
+        "                              where runs go (default runs/<first recipe>)",
+        "  --model.help NAME           a model's options (--data.help NAME: a data module's): --model.help gpt2",
+        "  --help-all                  Lightning's help: every trainer option, a recipe's values as defaults",
+        "",
+        "recipes (radford recipes says what each is):",
+        *_recipe_lines(recipes),
+        "",
+        "examples:",
+    ]
     lines += [f"  {example}" for example in examples]
     return "\n".join(lines)
 
 
 def version() -> str:
     """radford's version and those of the two libraries it is built on, read without importing them."""
+
     def installed(distribution: str) -> str:
         try:
             return metadata.version(distribution)

@@ -69,8 +69,9 @@ def _union_error(lines: list[str]) -> str | None:
     for line in lines[start:]:
         if line.startswith("Given value"):
             return None
-        if not line.startswith(("Expected a", "Not a valid", "Problem with given", "Parser key", "Subtypes:", "Errors:",
-                                UNION)):
+        if not line.startswith(
+            ("Expected a", "Not a valid", "Problem with given", "Parser key", "Subtypes:", "Errors:", UNION)
+        ):
             return line
     return None
 
@@ -110,8 +111,10 @@ def _nested(lines: list[str]) -> str | None:
             return f"{'.'.join(path)}: expected {subtypes}, got {line.removeprefix('Given value:').strip()!r}{where}"
         elif (match := _NOT_A_SUBCLASS.search(line)) and path:
             given = next((g.removeprefix("Given value:").strip() for g in lines if g.startswith("Given value:")), "")
-            return (f"{'.'.join(path)}: expected a {match[1]}: a registered name or import path as class_path, "
-                    f"with init_args; got {given!r}")
+            return (
+                f"{'.'.join(path)}: expected a {match[1]}: a registered name or import path as class_path, "
+                f"with init_args; got {given!r}"
+            )
         elif class_path and ("has no attribute" in line or "No module named" in line):
             return f"{'.'.join(path[:-1])}: cannot import class_path {class_path!r} ({line})"
     return None
@@ -138,16 +141,56 @@ def one_line(message: str) -> str:
 # Arguments of models, data modules and tokenizers, by name: sizes, counts and rates that must be positive, and those
 # that may also be 0. Checked by name, before anything is built, so that a bad value is refused in one line naming
 # its key (and, in a recipe, its line) instead of failing deep inside torch at the first step.
-POSITIVE = frozenset({
-    "learning_rate", "eps", "layer_norm_eps", "batch_size", "block_size", "context_length", "max_length", "image_size",
-    "patch_size", "channels", "vocab_size", "n_layer", "n_head", "n_embd", "width", "latent_dim", "embed_dim",
-    "embedding_size", "hidden_size", "vision_layers", "vision_width", "vision_heads", "vision_mlp_width",
-    "text_layers", "text_width", "text_heads", "text_mlp_width", "samples_per_epoch", "test_stride", "colors",
-})
-NON_NEGATIVE = frozenset({
-    "num_workers", "min_learning_rate", "weight_decay", "warmup_steps", "decay_steps", "dropout", "classifier_dropout",
-    "lm_coef", "warmup_fraction", "val_fraction", "test_fraction", "shuffle_buffer",
-})
+POSITIVE = frozenset(
+    {
+        "learning_rate",
+        "eps",
+        "layer_norm_eps",
+        "batch_size",
+        "block_size",
+        "context_length",
+        "max_length",
+        "image_size",
+        "patch_size",
+        "channels",
+        "vocab_size",
+        "n_layer",
+        "n_head",
+        "n_embd",
+        "width",
+        "latent_dim",
+        "embed_dim",
+        "embedding_size",
+        "hidden_size",
+        "vision_layers",
+        "vision_width",
+        "vision_heads",
+        "vision_mlp_width",
+        "text_layers",
+        "text_width",
+        "text_heads",
+        "text_mlp_width",
+        "samples_per_epoch",
+        "test_stride",
+        "colors",
+    }
+)
+NON_NEGATIVE = frozenset(
+    {
+        "num_workers",
+        "min_learning_rate",
+        "weight_decay",
+        "warmup_steps",
+        "decay_steps",
+        "dropout",
+        "classifier_dropout",
+        "lm_coef",
+        "warmup_fraction",
+        "val_fraction",
+        "test_fraction",
+        "shuffle_buffer",
+    }
+)
 CLASS_SECTIONS = ("model", "data")  # the sections whose arguments POSITIVE and NON_NEGATIVE name
 
 

@@ -60,10 +60,16 @@ def _is_throughput(name: str) -> bool:
 def _scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
     """The scalar values of ``metrics``, without Lightning's ``_step``/``_epoch`` twins of a name or the learning
     rates that ``LearningRateMonitor`` logs (``lr-AdamW``: a schedule, not a result)."""
-    values = {name: float(value) for name, value in metrics.items() if not name.startswith("lr-")
-              and not isinstance(value, str) and getattr(value, "numel", lambda: 1)() == 1}
-    return {name: value for name, value in values.items()
-            if not (name.endswith(("_step", "_epoch")) and name.rpartition("_")[0] in values)}
+    values = {
+        name: float(value)
+        for name, value in metrics.items()
+        if not name.startswith("lr-") and not isinstance(value, str) and getattr(value, "numel", lambda: 1)() == 1
+    }
+    return {
+        name: value
+        for name, value in values.items()
+        if not (name.endswith(("_step", "_epoch")) and name.rpartition("_")[0] in values)
+    }
 
 
 class _HeadlineMetrics:
@@ -76,14 +82,20 @@ class _HeadlineMetrics:
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
-            self._headline.update((name, value) for name, value in _scalars(trainer.callback_metrics).items()
-                                  if name.startswith(EVALUATION_PREFIXES))
+            self._headline.update(
+                (name, value)
+                for name, value in _scalars(trainer.callback_metrics).items()
+                if name.startswith(EVALUATION_PREFIXES)
+            )
         super().on_validation_end(trainer, pl_module)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         if trainer.global_step % trainer.log_every_n_steps == 0:  # read as often as loggers do, not every step
-            self._headline.update((name, _number(value)) for name, value in _scalars(trainer.callback_metrics).items()
-                                  if _is_throughput(name))
+            self._headline.update(
+                (name, _number(value))
+                for name, value in _scalars(trainer.callback_metrics).items()
+                if _is_throughput(name)
+            )
         super().on_train_batch_end(trainer, pl_module, *args)
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
@@ -118,18 +130,28 @@ class ModelSummary(LightningModelSummary):
     ``example_input_array`` (radford's models take inputs that depend on their data, so they set none)."""
 
     @staticmethod
-    def summarize(summary_data: list[tuple[str, list[str]]], total_parameters: int, trainable_parameters: int,
-                  model_size: float, total_training_modes: dict[str, int], total_flops: int, **kwargs: Any) -> None:
+    def summarize(
+        summary_data: list[tuple[str, list[str]]],
+        total_parameters: int,
+        trainable_parameters: int,
+        model_size: float,
+        total_training_modes: dict[str, int],
+        total_flops: int,
+        **kwargs: Any,
+    ) -> None:
         columns = [(name, values) for name, values in summary_data if name != "FLOPs" or total_flops]
         widths = [max(len(name), *(len(str(v)) for v in values)) for name, values in columns]
         rows = [[name for name, _ in columns], *zip(*(values for _, values in columns), strict=True)]
-        lines = [" | ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-                 for row in rows]
+        lines = [
+            " | ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+        ]
         lines.insert(1, "-" * len(lines[0]))
         frozen = total_parameters - trainable_parameters
-        lines.append(f"{get_human_readable_count(total_parameters)} parameters"
-                     f"{f' ({get_human_readable_count(frozen)} frozen)' if frozen else ''}, {model_size:.1f} MB"
-                     f"{f', {get_human_readable_count(total_flops)} FLOPs a forward pass' if total_flops else ''}")
+        lines.append(
+            f"{get_human_readable_count(total_parameters)} parameters"
+            f"{f' ({get_human_readable_count(frozen)} frozen)' if frozen else ''}, {model_size:.1f} MB"
+            f"{f', {get_human_readable_count(total_flops)} FLOPs a forward pass' if total_flops else ''}"
+        )
         print("\n".join(lines))
 
 
@@ -179,11 +201,15 @@ class RunReport(L.Callback):
             self._draw(trainer)
 
     def _draw(self, trainer: L.Trainer) -> None:
-        curves = {name: points for name, points in self.history.items()
-                  if any(word in name.split("_") for word in CURVE_WORDS)}
+        curves = {
+            name: points
+            for name, points in self.history.items()
+            if any(word in name.split("_") for word in CURVE_WORDS)
+        }
         if trainer.is_global_zero and curves and self.fit:
-            path = plot.line_chart(curves, self.run.path / "loss.png", f"{self.run.path.parent.name}: "
-                                   f"{', '.join(curves)}", "step")
+            path = plot.line_chart(
+                curves, self.run.path / "loss.png", f"{self.run.path.parent.name}: {', '.join(curves)}", "step"
+            )
             self.pictures = [path]
 
     @property
@@ -195,8 +221,9 @@ def _lower_is_better(name: str) -> bool:
     return not any(part in HIGHER_IS_BETTER for part in name.lower().split("_"))
 
 
-def _metric_rows(final: Mapping[str, float], history: Mapping[str, Sequence[tuple[int, float]]]
-                 ) -> list[tuple[str, str]]:
+def _metric_rows(
+    final: Mapping[str, float], history: Mapping[str, Sequence[tuple[int, float]]]
+) -> list[tuple[str, str]]:
     """(name, final value and, for an evaluation metric measured more than once, its best and where)."""
     rows = []
     for name, value in final.items():
@@ -249,8 +276,10 @@ def _pictures(report: RunReport) -> list[Path]:
 
 def fit_summary(trainer: L.Trainer, report: RunReport, recipes: Sequence[str]) -> str:
     """The end of ``radford fit``: steps and time, final and best metrics, where everything went, what to try."""
-    title = (f"radford fit: {report.steps} steps of {report.run.path.parent.name} in {report.seconds:.0f} s "
-             f"(global step {trainer.global_step})")
+    title = (
+        f"radford fit: {report.steps} steps of {report.run.path.parent.name} in {report.seconds:.0f} s "
+        f"(global step {trainer.global_step})"
+    )
     rows = [*_metric_rows(_scalars(trainer.callback_metrics), report.history), ("run", runs.shown(report.run.path))]
     checkpoint = _checkpoint(trainer)
     if checkpoint:
@@ -272,8 +301,9 @@ def _via_latest(run: Path, checkpoint: str) -> str:
     return runs.shown(latest / inside if latest.resolve() == run.resolve() else checkpoint)
 
 
-def eval_summary(trainer: L.Trainer, report: RunReport, stage: str, ckpt_path: str | None,
-                 recipes: Sequence[str]) -> str:
+def eval_summary(
+    trainer: L.Trainer, report: RunReport, stage: str, ckpt_path: str | None, recipes: Sequence[str]
+) -> str:
     """The end of ``radford validate`` or ``test``: its metrics, the checkpoint it read, and where results went."""
     source = runs.shown(ckpt_path) if ckpt_path else "the recipe's weights (no --ckpt_path)"
     prefix = "val_" if stage == "validate" else "test_"

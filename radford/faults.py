@@ -122,8 +122,11 @@ class StopOnSignal(L.Callback):
         if self._interrupted:
             raise KeyboardInterrupt
         self._interrupted = True
-        print("\nradford: stopping after this step to save a checkpoint (Ctrl-C again aborts without one)",
-              file=sys.stderr, flush=True)
+        print(
+            "\nradford: stopping after this step to save a checkpoint (Ctrl-C again aborts without one)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         self._trained = True
@@ -198,8 +201,11 @@ def model_arguments_replaced(checkpoint: dict[str, Any], model_config: Any, link
     """
     saved = checkpoint.get("hyper_parameters") or {}
     configured = _plain(getattr(model_config, "init_args", None)) or {}
-    fields = [f"{key} {saved[key]!r} (recipe: {configured[key]!r})" for key in sorted(saved)
-              if key in configured and key not in linked and _plain(saved[key]) != configured[key]]
+    fields = [
+        f"{key} {saved[key]!r} (recipe: {configured[key]!r})"
+        for key in sorted(saved)
+        if key in configured and key not in linked and _plain(saved[key]) != configured[key]
+    ]
     return f"the model keeps the checkpoint's settings: {', '.join(fields)}" if fields else ""
 
 
@@ -213,7 +219,10 @@ def check_resumable(model: L.LightningModule, checkpoint: dict[str, Any], ckpt_p
     if not mismatched:
         return
     old, new = checkpoint.get("hyper_parameters", {}), dict(model.hparams)
-    fields = [f"{key} {old.get(key)!r} in the checkpoint, {new.get(key)!r} now"
-              for key in sorted(old.keys() | new.keys()) if old.get(key) != new.get(key)]
+    fields = [
+        f"{key} {old.get(key)!r} in the checkpoint, {new.get(key)!r} now"
+        for key in sorted(old.keys() | new.keys())
+        if old.get(key) != new.get(key)
+    ]
     differ = "; ".join(fields) if fields else f"weights {', '.join(mismatched[:5])}"
     raise RadfordError(f"cannot resume from {ckpt_path}: the recipe's model does not match it ({differ})")

@@ -25,16 +25,29 @@ from radford.errors import RadfordError
 # checks that this covers them), as explicit names at the top of a repository: a pattern like *.json would also
 # match files in subfolders such as onnx/. Configs and tokenizer files, and what transformers writes beside them:
 METADATA = (
-    "config.json", "open_clip_config.json", "generation_config.json", "tokenizer_config.json",
-    "special_tokens_map.json", "tokenizer.json", "vocab.json", "merges.txt", "encoder.json", "vocab.bpe",
-    "encoder_bpe_40000.json", "vocab_40000.bpe", "bpe_simple_vocab_16e6.txt.gz",
+    "config.json",
+    "open_clip_config.json",
+    "generation_config.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.json",
+    "vocab.json",
+    "merges.txt",
+    "encoder.json",
+    "vocab.bpe",
+    "encoder_bpe_40000.json",
+    "vocab_40000.bpe",
+    "bpe_simple_vocab_16e6.txt.gz",
 )
 # By the config file that marks a layout, its weights files in order of preference. A repository often holds the
 # same weights several times (safetensors, bin, open_clip's): only the first present is fetched.
 WEIGHTS = {
     "config.json": ("model.safetensors", "pytorch_model.bin"),
-    "open_clip_config.json": ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
-                              "open_clip_pytorch_model.bin"),
+    "open_clip_config.json": (
+        "open_clip_model.safetensors",
+        "open_clip_pytorch_model.safetensors",
+        "open_clip_pytorch_model.bin",
+    ),
 }
 FILE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".safetensors", ".json", ".yaml", ".txt", ".gz", ".bpe")
 _PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
@@ -82,19 +95,26 @@ def download(repo_id: str, revision: str | None = None) -> Path:
                     continue
         return folder
     except errors.GatedRepoError as error:
-        raise RadfordError(f"{name} is a gated model on the Hugging Face hub: accept its terms on its page and log in "
-                           "(`hf auth login` or HF_TOKEN)") from error
+        raise RadfordError(
+            f"{name} is a gated model on the Hugging Face hub: accept its terms on its page and log in "
+            "(`hf auth login` or HF_TOKEN)"
+        ) from error
     except errors.RepositoryNotFoundError as error:
-        raise RadfordError(f"{name} is neither a local path nor a model on the Hugging Face hub (or it is private: "
-                           "log in with `hf auth login` or HF_TOKEN)") from error
+        raise RadfordError(
+            f"{name} is neither a local path nor a model on the Hugging Face hub (or it is private: "
+            "log in with `hf auth login` or HF_TOKEN)"
+        ) from error
     except errors.RevisionNotFoundError as error:
         raise RadfordError(f"{repo_id} has no revision {revision!r} on the Hugging Face hub") from error
     except errors.LocalEntryNotFoundError as error:
         if constants.HF_HUB_OFFLINE:
-            raise RadfordError(f"{name} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE "
-                               f"forbids downloading it: unset HF_HUB_OFFLINE, {provide}") from error
-        raise RadfordError(f"cannot download {name} from the Hugging Face hub (no network?) and it is not cached: "
-                           f"{provide}") from error
+            raise RadfordError(
+                f"{name} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE "
+                f"forbids downloading it: unset HF_HUB_OFFLINE, {provide}"
+            ) from error
+        raise RadfordError(
+            f"cannot download {name} from the Hugging Face hub (no network?) and it is not cached: {provide}"
+        ) from error
     except (errors.HfHubHTTPError, OSError) as error:
         detail = " ".join(str(error).split())[:200]
         raise RadfordError(f"cannot download {name} from the Hugging Face hub: {detail}; {provide}") from error

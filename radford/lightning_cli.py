@@ -159,12 +159,18 @@ def shared_links(model: str | None, data: str | None) -> list[Link]:
     the data; the data's vocabulary and pixels to the model, which builds after it), and only where both classes
     take it: a class without it keeps its own argument, set in the recipe as any other."""
     model_args, data_args = set(parameters(model)), set(parameters(data))
-    links = [Link(f"model.init_args.{name}", f"data.init_args.{name}", "parse")
-             for name in MODEL_TO_DATA if name in model_args & data_args]
+    links = [
+        Link(f"model.init_args.{name}", f"data.init_args.{name}", "parse")
+        for name in MODEL_TO_DATA
+        if name in model_args & data_args
+    ]
     parsed = {link.source for link in links}
     data_class = import_class(data)
-    links += [Link(f"data.{prop}", f"model.init_args.{arg}", "instantiate") for prop, arg in DATA_TO_MODEL.items()
-              if arg in model_args and hasattr(data_class, prop) and f"model.init_args.{arg}" not in parsed]
+    links += [
+        Link(f"data.{prop}", f"model.init_args.{arg}", "instantiate")
+        for prop, arg in DATA_TO_MODEL.items()
+        if arg in model_args and hasattr(data_class, prop) and f"model.init_args.{arg}" not in parsed
+    ]
     return links
 
 
@@ -180,8 +186,9 @@ def check_said_once(args: Sequence[str], links: Sequence[Link]) -> None:
             continue
         if link.apply_on == "parse":
             raise RadfordError(f"{link.target} is linked to {link.source}, which sets it: give the value there, once")
-        raise RadfordError(f"{link.target} is linked to the data module's {link.source.partition('.')[2]}, which "
-                           "sets it: leave it out")
+        raise RadfordError(
+            f"{link.target} is linked to the data module's {link.source.partition('.')[2]}, which sets it: leave it out"
+        )
 
 
 def _required(source: str) -> Callable[[Any], Any]:
@@ -189,8 +196,10 @@ def _required(source: str) -> Callable[[Any], Any]:
 
     def linked_value(value: Any) -> Any:
         if value is None:
-            raise RadfordError(f"{source} is not set, and the data module takes its value from there: set it "
-                               "(for a named size, compose its fragment: radford recipes lists them)")
+            raise RadfordError(
+                f"{source} is not set, and the data module takes its value from there: set it "
+                "(for a named size, compose its fragment: radford recipes lists them)"
+            )
         return value
 
     return linked_value
@@ -207,8 +216,11 @@ def _checkpoint_model(hparams: dict[str, Any], registered: Callable[[str], None]
         return {}
     registered(class_path)
     accepted = set(parameters(class_path))
-    return {"class_path": class_path, "init_args": {k: v for k, v in hparams.items() if k in accepted},
-            "dict_kwargs": {k: v for k, v in hparams.items() if k not in accepted}}
+    return {
+        "class_path": class_path,
+        "init_args": {k: v for k, v in hparams.items() if k in accepted},
+        "dict_kwargs": {k: v for k, v in hparams.items() if k not in accepted},
+    }
 
 
 # -- the run ---------------------------------------------------------------------------------------------------
@@ -227,8 +239,11 @@ def latest_checkpoint(root: Path, subcommand: str) -> str | None:
     if found is None and subcommand != "fit":
         raise RadfordError(f"--ckpt_path last: no checkpoint under {runs.shown(root)} to {subcommand}; give its path")
     if runs.is_rank_zero():
-        said = (f"{runs.shown(found)}, the latest checkpoint under {runs.shown(root)}" if found
-                else f"no checkpoint under {runs.shown(root)} yet; training from step 0")
+        said = (
+            f"{runs.shown(found)}, the latest checkpoint under {runs.shown(root)}"
+            if found
+            else f"no checkpoint under {runs.shown(root)} yet; training from step 0"
+        )
         print(f"radford: --ckpt_path last: {said}", file=sys.stderr)
     return None if found is None else str(found)
 
@@ -236,11 +251,15 @@ def latest_checkpoint(root: Path, subcommand: str) -> str | None:
 def nothing_trained(global_step: int, max_steps: int, epoch: int, max_epochs: int | None) -> str:
     """Why a fit ran no training step: it is an error, never a success."""
     if 0 < max_steps <= global_step:
-        return (f"the run trained 0 steps: it starts at step {global_step} and --trainer.max_steps is {max_steps}; "
-                "raise max_steps to train on")
+        return (
+            f"the run trained 0 steps: it starts at step {global_step} and --trainer.max_steps is {max_steps}; "
+            "raise max_steps to train on"
+        )
     if max_epochs is not None and 0 < max_epochs <= epoch:
-        return (f"the run trained 0 steps: it starts at epoch {epoch} and --trainer.max_epochs is {max_epochs}; "
-                "raise max_epochs to train on")
+        return (
+            f"the run trained 0 steps: it starts at epoch {epoch} and --trainer.max_epochs is {max_epochs}; "
+            "raise max_epochs to train on"
+        )
     return "the run trained 0 steps: the training data gave no batch (is it empty, or does none of it decode?)"
 
 
@@ -278,16 +297,25 @@ def _lightning_cli_class() -> type:
         """LightningCLI with the links of ``shared_links``, run folders (``radford.runs``), radford's callbacks on
         every trainer, a checkpoint to resume from read once, and a report at the end (``radford.console``)."""
 
-        def __init__(self, *args: Any, links: Sequence[Link] = (), run_name: str | None = None,
-                     recipes: Sequence[str] = (), **kwargs: Any) -> None:
+        def __init__(
+            self,
+            *args: Any,
+            links: Sequence[Link] = (),
+            run_name: str | None = None,
+            recipes: Sequence[str] = (),
+            **kwargs: Any,
+        ) -> None:
             self.links, self.run_name, self.recipes = links, run_name, recipes
             self.root = runs.root_folder(None, run_name)
             self.ckpt_path: str | None = None
             self.resumed: tuple[str, dict[str, Any]] | None = None  # (ckpt_path, its contents)
             self.run: runs.RunFolder | None = None
             self.report: console.RunReport | None = None
-            kwargs = {"save_config_callback": SaveConfig,
-                      "save_config_kwargs": {"overwrite": True, "save_to_log_dir": False}, **kwargs}
+            kwargs = {
+                "save_config_callback": SaveConfig,
+                "save_config_kwargs": {"overwrite": True, "save_to_log_dir": False},
+                **kwargs,
+            }
             try:
                 super().__init__(*args, **kwargs)
             except BaseException:
@@ -400,8 +428,9 @@ def _lightning_cli_class() -> type:
             if not any(isinstance(p, CheckpointIO) for p in plugins):
                 plugins.append(AtomicCheckpointIO())
             try:
-                return super().instantiate_trainer(callbacks=callbacks, plugins=plugins, logger=loggers,
-                                                   default_root_dir=str(folder), **kwargs)
+                return super().instantiate_trainer(
+                    callbacks=callbacks, plugins=plugins, logger=loggers, default_root_dir=str(folder), **kwargs
+                )
             except ValueError as error:  # the Trainer refuses settings this machine cannot run (FSDP without a GPU)
                 raise RadfordError(str(error).strip().splitlines()[0]) from error
 
@@ -423,10 +452,16 @@ def _lightning_cli_class() -> type:
             Lightning would warn of each, a warning with nothing for the user to do."""
             if self.subcommand != "fit":
                 return {}
-            folders = {os.path.realpath(c.dirpath) for c in self.trainer.checkpoint_callbacks
-                       if getattr(c, "dirpath", None)}
-            return {key: state for key, state in states.items() if not isinstance(state, dict)
-                    or not state.get("dirpath") or os.path.realpath(state["dirpath"]) in folders}
+            folders = {
+                os.path.realpath(c.dirpath) for c in self.trainer.checkpoint_callbacks if getattr(c, "dirpath", None)
+            }
+            return {
+                key: state
+                for key, state in states.items()
+                if not isinstance(state, dict)
+                or not state.get("dirpath")
+                or os.path.realpath(state["dirpath"]) in folders
+            }
 
         def before_fit(self) -> None:
             self._restore_once()
@@ -444,8 +479,9 @@ def _lightning_cli_class() -> type:
         def after_fit(self) -> None:
             trainer = self.trainer
             if not self.report.steps:
-                raise RadfordError(nothing_trained(trainer.global_step, trainer.max_steps, trainer.current_epoch,
-                                                   trainer.max_epochs))
+                raise RadfordError(
+                    nothing_trained(trainer.global_step, trainer.max_steps, trainer.current_epoch, trainer.max_epochs)
+                )
             if trainer.is_global_zero and not trainer.fast_dev_run:  # a smoke test saves nothing to report
                 print(console.fit_summary(trainer, self.report, self.recipes))
 
@@ -495,8 +531,11 @@ def run_lightning(args: Sequence[str], run: bool = True) -> LightningCLI:
         )
     except SIGTERMException as stop:  # radford's Stopped, or Lightning's own, which StopOnSignal annotates
         if getattr(stop, "checkpoint", None):
-            print(f"radford: stopped by {stop.reason} at step {stop.step}; resume with the same command and "
-                  f"--ckpt_path {stop.checkpoint}", file=sys.stderr)
+            print(
+                f"radford: stopped by {stop.reason} at step {stop.step}; resume with the same command and "
+                f"--ckpt_path {stop.checkpoint}",
+                file=sys.stderr,
+            )
         elif hasattr(stop, "reason"):
             print(f"radford: stopped by {stop.reason} before the first step; nothing to resume", file=sys.stderr)
         raise

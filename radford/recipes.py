@@ -74,8 +74,9 @@ def find(recipe: str) -> Path:
     valid = ", ".join(r.name for r in known)
     hidden = sorted({p.distribution for p in registry.registered("recipes") if not p.enabled})
     switched_off = f" ({registry.SWITCH} disables the recipes of {', '.join(hidden)})" if hidden else ""
-    raise RadfordError(f"unknown recipe {recipe!r}: no such file, and no bundled recipe of that name; valid: {valid}"
-                       f"{switched_off}")
+    raise RadfordError(
+        f"unknown recipe {recipe!r}: no such file, and no bundled recipe of that name; valid: {valid}{switched_off}"
+    )
 
 
 class Located(dict):
@@ -101,8 +102,10 @@ class RecipeLoader(yaml.SafeLoader):
                 continue  # SafeLoader's own construct_mapping refuses it, naming the line
             line = key_node.start_mark.line + 1
             if key in lines:
-                raise DuplicateKey(problem=f"key {key!r} is given twice, at lines {lines[key]} and {line}; give it "
-                                   "once", problem_mark=key_node.start_mark)
+                raise DuplicateKey(
+                    problem=f"key {key!r} is given twice, at lines {lines[key]} and {line}; give it once",
+                    problem_mark=key_node.start_mark,
+                )
             lines[key] = line
         mapping = Located(super().construct_mapping(node, deep=deep))
         mapping.lines = lines
@@ -128,8 +131,10 @@ def load(path: Path) -> dict[str, Any]:
     except OSError as error:
         raise RadfordError(f"cannot read recipe {str(path)!r}: {error.strerror}") from error
     except UnicodeDecodeError as error:
-        raise RadfordError(f"recipe {str(path)!r} is not UTF-8 text: byte {error.start} is "
-                           f"0x{error.object[error.start]:02x}; save it as UTF-8") from error
+        raise RadfordError(
+            f"recipe {str(path)!r} is not UTF-8 text: byte {error.start} is "
+            f"0x{error.object[error.start]:02x}; save it as UTF-8"
+        ) from error
     try:
         config = yaml.load(text, Loader=RecipeLoader)  # a SafeLoader: plain data only
     except DuplicateKey as error:

@@ -105,9 +105,11 @@ def enabled_distributions() -> frozenset[str] | None:
     installed = [p for kind in GROUPS for p in registered(kind) if not p.builtin]
     unknown = sorted(wanted - {_canonical(p.distribution) for p in installed} - {BUILTIN_DISTRIBUTION})
     if unknown:
-        raise RadfordError(f"{SWITCH}={value!r} names {', '.join(map(repr, unknown))}, which registers no radford "
-                           f"plugin; installed plugin distributions: {_distributions(installed)} (comma-separated; "
-                           "an empty value loads none, unset loads all)")
+        raise RadfordError(
+            f"{SWITCH}={value!r} names {', '.join(map(repr, unknown))}, which registers no radford "
+            f"plugin; installed plugin distributions: {_distributions(installed)} (comma-separated; "
+            "an empty value loads none, unset loads all)"
+        )
     return frozenset(wanted)
 
 
@@ -132,8 +134,10 @@ def lookup(kind: str, name: str) -> Plugin:
     if not claims:
         disabled = [p for p in registered(kind) if p.name == name]
         if disabled:
-            raise RadfordError(f"{singular} {name!r} comes from {_distributions(disabled)}, which {SWITCH}="
-                               f"{os.environ[SWITCH]!r} does not enable; add it to {SWITCH} or unset {SWITCH}")
+            raise RadfordError(
+                f"{singular} {name!r} comes from {_distributions(disabled)}, which {SWITCH}="
+                f"{os.environ[SWITCH]!r} does not enable; add it to {SWITCH} or unset {SWITCH}"
+            )
         valid = ", ".join(names(kind)) or "(none registered)"
         raise RadfordError(f"unknown {singular} {name!r}; registered {kind}: {valid} (or give a full class path)")
     builtins = [p for p in claims if p.builtin]
@@ -161,8 +165,9 @@ def plugins(kind: str) -> list[Plugin]:
 
 def clashes(kind: str) -> dict[str, tuple[Plugin, ...]]:
     """Names that ``lookup`` refuses: claimed by several enabled third parties and by no built-in."""
-    return {name: claims for name, claims in _claims(kind).items()
-            if len(claims) > 1 and not any(p.builtin for p in claims)}
+    return {
+        name: claims for name, claims in _claims(kind).items() if len(claims) > 1 and not any(p.builtin for p in claims)
+    }
 
 
 @cache

@@ -191,7 +191,7 @@ def resolve(path: str) -> str:
     for index, part in enumerate(parts):
         named = Path(*parts[: index + 1])
         if part == LATEST and named.is_file():
-            return str(Path(*parts[:index], named.read_text().strip(), *parts[index + 1:]))
+            return str(Path(*parts[:index], named.read_text().strip(), *parts[index + 1 :]))
     return path
 
 

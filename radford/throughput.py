@@ -49,10 +49,13 @@ def gpt_flops_per_token(parameters: int, n_layer: int, n_embd: int, context: int
 def flop_count(step: Callable[[], Any]) -> int:
     """The FLOPs ``step()`` asks for (matmuls, convolutions, attention), counted by ``torch.utils.flop_counter``,
     which knows the GPU attention kernels but not the CPU's: they are counted here as the GPU's are."""
-    counter = FlopCounterMode(display=False, custom_mapping={
-        aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention,
-        aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_attention_backward,
-    })
+    counter = FlopCounterMode(
+        display=False,
+        custom_mapping={
+            aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention,
+            aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_attention_backward,
+        },
+    )
     with counter:
         step()
     return counter.get_total_flops()
@@ -175,8 +178,7 @@ class SpeedMonitor(L.Callback):
         # After the strategy's set-up: the device is the run's and the threads are those the run computes with.
         if self.peak is None:
             self.peak = peak_flops(trainer.strategy.root_device, compute_dtype(trainer.precision))
-        self.throughput = Throughput(available_flops=self.peak, world_size=trainer.world_size,
-                                     window_size=self.window)
+        self.throughput = Throughput(available_flops=self.peak, world_size=trainer.world_size, window_size=self.window)
         self.unit: str | None = None
         self.flops_per_batch: int | None = None
         self.batches = self.samples = self.items = 0
@@ -186,8 +188,9 @@ class SpeedMonitor(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.t0 = time.perf_counter()
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         elapsed = time.perf_counter() - self.t0 - self.paused
         if self.unit is None:
             if next(_tensors(batch), None) is None:  # a batch of other things: nothing to count, for this run
@@ -200,8 +203,9 @@ class SpeedMonitor(L.Callback):
         self.batches += 1
         self.samples += next(_tensors(batch)).shape[0]
         self.items += self.count(batch)
-        self.throughput.update(time=elapsed, batches=self.batches, samples=self.samples, lengths=self.items,
-                               flops=self.flops_per_batch)
+        self.throughput.update(
+            time=elapsed, batches=self.batches, samples=self.samples, lengths=self.items, flops=self.flops_per_batch
+        )
         # Only on the steps the loggers write, as Lightning's ThroughputMonitor decides: a self.log costs a few
         # milliseconds on a small CPU, which would be several per cent of a small model's step.
         if not trainer._logger_connector.should_update_logs:
@@ -258,8 +262,9 @@ class Compile(L.Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         units = compile_units(pl_module)
         if not units:
-            raise RadfordError(f"Compile: {type(pl_module).__name__} has no modules to compile (define "
-                               "compile_units() to name them)")
+            raise RadfordError(
+                f"Compile: {type(pl_module).__name__} has no modules to compile (define compile_units() to name them)"
+            )
         for unit in units:
             unit.compile(backend=self.backend, mode=self.mode, dynamic=self.dynamic)
 
@@ -276,8 +281,10 @@ def check_precision(precision: Any, device: torch.device) -> None:
     """One line for a precision the run's device cannot use to any purpose: float16 on a CPU. ``precision`` is the
     one asked for (the recipe's ``trainer.precision``), ``device`` the trainer's (``trainer.strategy.root_device``)."""
     if device.type == "cpu" and str(precision) in CPU_REFUSED:
-        raise RadfordError(f"precision {precision} needs a GPU (float16 on a CPU is emulated); on a CPU use "
-                           "--recipe precision/bf16-mixed or --trainer.precision 32-true")
+        raise RadfordError(
+            f"precision {precision} needs a GPU (float16 on a CPU is emulated); on a CPU use "
+            "--recipe precision/bf16-mixed or --trainer.precision 32-true"
+        )
 
 
 # -- threads -----------------------------------------------------------------------------------------------------
@@ -312,6 +319,19 @@ class ThreadBudget(L.Callback):
             torch.set_num_threads(budget)
 
 
-__all__ = ["Compile", "SpeedMonitor", "ThreadBudget", "check_precision", "compile_units", "compute_dtype",
-           "matmul_peak", "flop_count", "gpt_flops_per_token", "on_meta", "peak_flops", "thread_budget",
-           "throughput_unit", "training_flops"]
+__all__ = [
+    "Compile",
+    "SpeedMonitor",
+    "ThreadBudget",
+    "check_precision",
+    "compile_units",
+    "compute_dtype",
+    "matmul_peak",
+    "flop_count",
+    "gpt_flops_per_token",
+    "on_meta",
+    "peak_flops",
+    "thread_budget",
+    "throughput_unit",
+    "training_flops",
+]

@@ -16,8 +16,14 @@ from radford.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 # What a test's trainer leaves out: no GPU (CI has none; results must not depend on one), no logs, checkpoints,
 # progress bar or model summary in the test's output or working directory.
-QUIET = dict(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-             enable_model_summary=False)
+QUIET = dict(
+    accelerator="cpu",
+    devices=1,
+    logger=False,
+    enable_checkpointing=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+)
 
 
 def quiet_trainer(**overrides) -> L.Trainer:
@@ -26,19 +32,37 @@ def quiet_trainer(**overrides) -> L.Trainer:
     return L.Trainer(**{**QUIET, **overrides})
 
 
-def radford_cli(*args: str, pythonpath: Path | None = None, cwd: Path | None = None,
-                env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+def radford_cli(
+    *args: str,
+    pythonpath: Path | None = None,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess:
     """``radford ARGS`` as a user runs it, in a fresh process (entry points are read at start)."""
     environment = {**os.environ, **(env or {})}
     if pythonpath is not None:
         environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), environment.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, "-m", "radford.cli", *args], cwd=cwd or ROOT, env=environment,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "radford.cli", *args],
+        cwd=cwd or ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
-def install_plugin(source: Path, site: Path, distribution: str, package: str, files: dict[str, str],
-                   entry_points: dict[str, dict[str, str]], packages: list[str] | None = None,
-                   package_data: dict[str, list[str]] | None = None) -> None:
+def install_plugin(
+    source: Path,
+    site: Path,
+    distribution: str,
+    package: str,
+    files: dict[str, str],
+    entry_points: dict[str, dict[str, str]],
+    packages: list[str] | None = None,
+    package_data: dict[str, list[str]] | None = None,
+) -> None:
     """Write a plugin distribution to ``source`` and ``pip install`` it into the folder ``site``."""
     for relative, text in files.items():
         path = source / package / relative
@@ -67,9 +91,21 @@ packages = {packages or [package]!r}
 """
     (source / "pyproject.toml").write_text(pyproject.replace("'", '"'))
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(site), str(source)],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
 
 

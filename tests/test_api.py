@@ -47,14 +47,20 @@ def outside_api(folder: Path) -> dict[str, set[str]]:
 
 def names_imported_from_api(folder: Path) -> set[str]:
     """Every name a ``from radford.api import ...`` under ``folder`` asks for."""
-    return {alias.name for path in folder.rglob("*.py")
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-            if isinstance(node, ast.ImportFrom) and node.module == PUBLIC for alias in node.names}
+    return {
+        alias.name
+        for path in folder.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom) and node.module == PUBLIC
+        for alias in node.names
+    }
 
 
 def test_import_is_lazy_and_dir_lists_every_name():
-    probe = ("import json, sys, radford.api as api; names = dir(api); "
-             "print(json.dumps([names, sorted(m for m in ('torch', 'lightning', 'numpy') if m in sys.modules)]))")
+    probe = (
+        "import json, sys, radford.api as api; names = dir(api); "
+        "print(json.dumps([names, sorted(m for m in ('torch', 'lightning', 'numpy') if m in sys.modules)]))"
+    )
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     names, heavy = json.loads(result.stdout)

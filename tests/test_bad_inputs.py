@@ -94,15 +94,25 @@ def duplicated_keys(lines: list[str]) -> Iterator[tuple[str, Case]]:
     keys = [(number, match) for number, line in enumerate(lines, 1) if (match := KEY_LINE.match(code_of(line)))]
     for number, match in keys[::SAMPLE]:
         text = "".join([*lines[:number], lines[number - 1], *lines[number:]])
-        yield f"dup-{match[2]}@{number}", named(fit(text), f"key {match[2]!r} is given twice",
-                                                   f"lines {number} and {number + 1}")
-    flows = [(number, match) for number, line in enumerate(lines, 1)
-             if (match := re.search(r"\{(\w+): ([^,}]+)", code_of(line)))]
+        yield (
+            f"dup-{match[2]}@{number}",
+            named(fit(text), f"key {match[2]!r} is given twice", f"lines {number} and {number + 1}"),
+        )
+    flows = [
+        (number, match)
+        for number, line in enumerate(lines, 1)
+        if (match := re.search(r"\{(\w+): ([^,}]+)", code_of(line)))
+    ]
     for number, match in flows[:1]:
         line = lines[number - 1].replace(match[0], f"{match[0]}, {match[1]}: {match[2]}", 1)
-        yield f"dup-flow-{match[1]}@{number}", named(fit("".join([*lines[: number - 1], line, *lines[number:]])),
-                                                        f"key {match[1]!r} is given twice",
-                                                        f"lines {number} and {number}")
+        yield (
+            f"dup-flow-{match[1]}@{number}",
+            named(
+                fit("".join([*lines[: number - 1], line, *lines[number:]])),
+                f"key {match[1]!r} is given twice",
+                f"lines {number} and {number}",
+            ),
+        )
 
 
 def out_of_range(lines: list[str]) -> Iterator[tuple[str, Case]]:
@@ -119,10 +129,13 @@ def out_of_range(lines: list[str]) -> Iterator[tuple[str, Case]]:
                 bads, zero = [*bads, "0"], False
             seen.add(match[1])
             for bad in bads:
-                text = "".join([*lines[: number - 1], line[: match.start(2)] + bad + line[match.end(2):],
-                                *lines[number:]])
-                yield f"{match[1]}={bad}@{number}", named(fit(text), f"{match[1]} must be", f"got {bad}",
-                                                          f"line {number}")
+                text = "".join(
+                    [*lines[: number - 1], line[: match.start(2)] + bad + line[match.end(2) :], *lines[number:]]
+                )
+                yield (
+                    f"{match[1]}={bad}@{number}",
+                    named(fit(text), f"{match[1]} must be", f"got {bad}", f"line {number}"),
+                )
 
 
 def not_utf8(text: str) -> Iterator[tuple[str, Case]]:
@@ -132,8 +145,10 @@ def not_utf8(text: str) -> Iterator[tuple[str, Case]]:
     yield "latin-1", named(fit(latin), "not UTF-8", f"byte {len(first.encode()) + 4}")
     lines = text.encode().splitlines(keepends=True)
     middle = sum(map(len, lines[: len(lines) // 2]))
-    yield "stray-byte", named(fit(text.encode()[:middle] + b"\xff" + text.encode()[middle:]), "not UTF-8",
-                              f"byte {middle}")
+    yield (
+        "stray-byte",
+        named(fit(text.encode()[:middle] + b"\xff" + text.encode()[middle:]), "not UTF-8", f"byte {middle}"),
+    )
 
 
 def malformed(lines: list[str]) -> Iterator[tuple[str, Case]]:
@@ -143,8 +158,10 @@ def malformed(lines: list[str]) -> Iterator[tuple[str, Case]]:
     if indented is not None:
         tabbed = [*lines[: indented - 1], "\t" + lines[indented - 1].lstrip(" "), *lines[indented:]]
         yield "tab", named(fit("".join(tabbed)), "malformed YAML", f"line {indented}")
-    yield "a-list", named(fit("- " + "- ".join(line for line in lines if KEY_LINE.match(code_of(line)))),
-                          "must be a mapping")
+    yield (
+        "a-list",
+        named(fit("- " + "- ".join(line for line in lines if KEY_LINE.match(code_of(line)))), "must be a mapping"),
+    )
 
 
 def unknown_names(lines: list[str], config: dict[str, Any]) -> Iterator[tuple[str, Case]]:
@@ -152,12 +169,19 @@ def unknown_names(lines: list[str], config: dict[str, Any]) -> Iterator[tuple[st
     name."""
     for number, line in enumerate(lines, 1):
         for match in SHORT_CLASS.finditer(code_of(line)):
-            text = "".join([*lines[: number - 1], line[: match.start(2)] + "nosuch" + line[match.end(2):],
-                            *lines[number:]])
+            text = "".join(
+                [*lines[: number - 1], line[: match.start(2)] + "nosuch" + line[match.end(2) :], *lines[number:]]
+            )
             yield f"class-{match[2]}@{number}", named(fit(text), "'nosuch'")
     trainer = config.get("trainer") or {}
-    yield "strategy", named(fit(yaml.safe_dump({**config, "trainer": {**trainer, "strategy": "fooo"}})),
-                            "trainer.strategy", "'fooo' is not a strategy")
+    yield (
+        "strategy",
+        named(
+            fit(yaml.safe_dump({**config, "trainer": {**trainer, "strategy": "fooo"}})),
+            "trainer.strategy",
+            "'fooo' is not a strategy",
+        ),
+    )
     yield "base", named(fit(yaml.safe_dump({**config, "base": "no-such-recipe"})), "'no-such-recipe'")
 
 
@@ -168,8 +192,10 @@ def needs_the_parser(config: dict[str, Any]) -> Iterator[tuple[str, Case]]:
     arguments = model.get("init_args") or {}
     key, value = next(((k, v) for k, v in arguments.items() if isinstance(v, (int, float, str))), ("n_layer", 1))
     changes = {
-        f"type-{key}": ({"model": {**model, "init_args": {**arguments, key: "abc" if isinstance(value, (int, float))
-                                                           else [1, 2]}}}, (f"model.init_args.{key}",)),
+        f"type-{key}": (
+            {"model": {**model, "init_args": {**arguments, key: "abc" if isinstance(value, (int, float)) else [1, 2]}}},
+            (f"model.init_args.{key}",),
+        ),
         "key-n_layr": ({"model": {**model, "init_args": {**arguments, "n_layr": 3}}}, ("'model.init_args.n_layr'",)),
         "class-path": ({"model": {**model, "class_path": "radford.models.nope.X"}}, ("radford.models.nope.X",)),
         "precision": ({"trainer": {**(config.get("trainer") or {}), "precision": "17"}}, ("trainer.precision", "'17'")),
@@ -185,8 +211,13 @@ def recipe_cases() -> list[Any]:
         text = path.read_text(encoding="utf-8")
         lines = text.splitlines(keepends=True)
         config = yaml.safe_load(text) or {}
-        generated = [*duplicated_keys(lines), *out_of_range(lines), *not_utf8(text), *malformed(lines),
-                     *unknown_names(lines, config)]
+        generated = [
+            *duplicated_keys(lines),
+            *out_of_range(lines),
+            *not_utf8(text),
+            *malformed(lines),
+            *unknown_names(lines, config),
+        ]
         if path in TOP_LEVEL[::PARSED_EVERY]:
             generated += needs_the_parser(config)
         cases += [param(f"{name}:{case_id}", case) for case_id, case in generated]
@@ -215,8 +246,15 @@ def png(colour: tuple[int, int, int] = (200, 10, 10)) -> bytes:
     return buffer.getvalue()
 
 
-HF_CONFIG = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": 16, "n_positions": 16,
-             "n_embd": 8, "n_layer": 1, "n_head": 1}
+HF_CONFIG = {
+    "model_type": "gpt2",
+    "architectures": ["GPT2LMHeadModel"],
+    "vocab_size": 16,
+    "n_positions": 16,
+    "n_embd": 8,
+    "n_layer": 1,
+    "n_head": 1,
+}
 HF_FOLDERS: dict[str, dict[str, bytes]] = {
     "hf_no_config": {"model.safetensors": b"junk"},
     "hf_bad_json": {"config.json": b"{"},
@@ -225,8 +263,10 @@ HF_FOLDERS: dict[str, dict[str, bytes]] = {
     "hf_no_n_layer": {"config.json": json.dumps({k: v for k, v in HF_CONFIG.items() if k != "n_layer"}).encode()},
     "hf_bert": {"config.json": json.dumps({**HF_CONFIG, "model_type": "bert", "architectures": ["Bert"]}).encode()},
     "hf_no_weights": {"config.json": json.dumps(HF_CONFIG).encode()},
-    "hf_junk_safetensors": {"config.json": json.dumps(HF_CONFIG).encode(),
-                            "model.safetensors": b"\x08\x00\x00\x00\x00\x00\x00\x00{}junk"},
+    "hf_junk_safetensors": {
+        "config.json": json.dumps(HF_CONFIG).encode(),
+        "model.safetensors": b"\x08\x00\x00\x00\x00\x00\x00\x00{}junk",
+    },
 }
 
 
@@ -260,9 +300,12 @@ def art(tmp_path_factory) -> Path:
     (root / "hf_foreign_global" / "config.json").write_text(json.dumps(HF_CONFIG))
     torch.save({"transformer.wte.weight": Runs(root / "ran")}, root / "hf_foreign_global" / "pytorch_model.bin")
     (root / "image.png").write_bytes(png())
-    (root / "labelled.jsonl").write_text("".join(json.dumps({"text": TOKENIZER_TEXT[i % 8: i % 8 + 4],
-                                                             "label": ["pos", "neg"][i % 2]}) + "\n"
-                                                 for i in range(40)))
+    (root / "labelled.jsonl").write_text(
+        "".join(
+            json.dumps({"text": TOKENIZER_TEXT[i % 8 : i % 8 + 4], "label": ["pos", "neg"][i % 2]}) + "\n"
+            for i in range(40)
+        )
+    )
     (root / "one_class.jsonl").write_text(json.dumps({"text": "abc", "label": "pos"}) + "\n")
     (root / "latin1.txt").write_bytes(b"caf\xe9\nbar\n")
     (root / "one_class.txt").write_text("cat\n")
@@ -277,11 +320,26 @@ def art(tmp_path_factory) -> Path:
     return root
 
 
-BAD_FILES = ["missing.ckpt", "empty.ckpt", "junk.ckpt", "text.ckpt", "truncated.ckpt", "legacy.ckpt", "plain.ckpt",
-             "list.ckpt", "reduce.ckpt", "raw_pickle.ckpt", "dir.ckpt", "empty_folder", *HF_FOLDERS]
-FOREIGN_GLOBAL = ("radford/models/hf_folder.py read_hf_weights: catch pickle.UnpicklingError from torch.load("
-                  "weights_only=True) and raise a RadfordError naming the file (it holds pickled objects other than "
-                  "tensors: convert it to model.safetensors)")
+BAD_FILES = [
+    "missing.ckpt",
+    "empty.ckpt",
+    "junk.ckpt",
+    "text.ckpt",
+    "truncated.ckpt",
+    "legacy.ckpt",
+    "plain.ckpt",
+    "list.ckpt",
+    "reduce.ckpt",
+    "raw_pickle.ckpt",
+    "dir.ckpt",
+    "empty_folder",
+    *HF_FOLDERS,
+]
+FOREIGN_GLOBAL = (
+    "radford/models/hf_folder.py read_hf_weights: catch pickle.UnpicklingError from torch.load("
+    "weights_only=True) and raise a RadfordError naming the file (it holds pickled objects other than "
+    "tensors: convert it to model.safetensors)"
+)
 CHECKPOINT_COMMANDS = {
     "generate": ("generate", "--checkpoint", "{path}", "--prompt", "abc"),
     "convert": ("convert", "{path}", "converted"),
@@ -290,8 +348,12 @@ CHECKPOINT_COMMANDS = {
     "sample": ("sample", "--checkpoint", "{path}", "--out", "grid.png"),
 }
 WRONG_KIND = {  # (checkpoint, command): what the line names
-    ("dcgan.ckpt", "generate"): "dcgan.ckpt", ("dcgan.ckpt", "convert"): "DCGAN", ("dcgan.ckpt", "probe"): "DCGAN",
-    ("dcgan.ckpt", "zeroshot"): "DCGAN", ("gpt.ckpt", "zeroshot"): "GPT", ("gpt.ckpt", "sample"): "GPT",
+    ("dcgan.ckpt", "generate"): "dcgan.ckpt",
+    ("dcgan.ckpt", "convert"): "DCGAN",
+    ("dcgan.ckpt", "probe"): "DCGAN",
+    ("dcgan.ckpt", "zeroshot"): "DCGAN",
+    ("gpt.ckpt", "zeroshot"): "GPT",
+    ("gpt.ckpt", "sample"): "GPT",
 }
 
 
@@ -301,9 +363,15 @@ def checkpoint_cases() -> list[Any]:
         for bad in BAD_FILES:
             args = tuple(arg.replace("{path}", f"{ART}/{bad}") for arg in template)
             cases.append(param(f"{command}:{bad}", Case(args, (bad,))))
-        cases.append(param(f"{command}:hf_foreign_global", Case(tuple(
-            arg.replace("{path}", f"{ART}/hf_foreign_global") for arg in template), ("hf_foreign_global",)),
-            FOREIGN_GLOBAL))
+        cases.append(
+            param(
+                f"{command}:hf_foreign_global",
+                Case(
+                    tuple(arg.replace("{path}", f"{ART}/hf_foreign_global") for arg in template), ("hf_foreign_global",)
+                ),
+                FOREIGN_GLOBAL,
+            )
+        )
     for (checkpoint, command), name in WRONG_KIND.items():
         args = tuple(arg.replace("{path}", f"{ART}/{checkpoint}") for arg in CHECKPOINT_COMMANDS[command])
         cases.append(param(f"{command}:{checkpoint}", Case(args, (name,))))
@@ -314,10 +382,19 @@ def lightning_cases() -> list[Any]:
     """radford fit/validate/test/predict: each case builds LightningCLI's parser (about a second), so a sample of
     checkpoints and arguments, on the cheapest recipe (DCGAN on the embedded digits: nothing to tokenize)."""
     run = ("--recipe", "dcgan-digits", "--trainer.fast_dev_run", "1")
-    resume = [("fit", "missing.ckpt"), ("fit", "reduce.ckpt"), ("fit", "dir.ckpt"), ("fit", "gpt.ckpt"),
-              ("validate", "truncated.ckpt"), ("test", "list.ckpt"), ("predict", "plain.ckpt")]
-    cases = [param(f"{command}:--ckpt_path {bad}", Case((command, *run, "--ckpt_path", f"{ART}/{bad}"), (bad,)))
-             for command, bad in resume]
+    resume = [
+        ("fit", "missing.ckpt"),
+        ("fit", "reduce.ckpt"),
+        ("fit", "dir.ckpt"),
+        ("fit", "gpt.ckpt"),
+        ("validate", "truncated.ckpt"),
+        ("test", "list.ckpt"),
+        ("predict", "plain.ckpt"),
+    ]
+    cases = [
+        param(f"{command}:--ckpt_path {bad}", Case((command, *run, "--ckpt_path", f"{ART}/{bad}"), (bad,)))
+        for command, bad in resume
+    ]
     arguments = [
         (("--trainer.max_steps", "abc"), ("trainer.max_steps", "'abc'"), None),
         (("--trainer.accelerator", "gpu"), ("gpu",), None),
@@ -325,15 +402,21 @@ def lightning_cases() -> list[Any]:
         (("--data.init_args.num_workers", "-1"), ("num_workers", "-1"), None),
         (("--model.init_args.learning_rate", "-1"), ("learning_rate", "-1"), None),
     ]
-    cases += [param(f"fit:{' '.join(extra)}", Case(("fit", *run, *extra), names), waits_for)
-              for extra, names, waits_for in arguments]
+    cases += [
+        param(f"fit:{' '.join(extra)}", Case(("fit", *run, *extra), names), waits_for)
+        for extra, names, waits_for in arguments
+    ]
     return [
         *cases,
-        param("fit:gpt1 n_layer abc", Case(("fit", "--recipe", "gpt1", "--model.init_args.n_layer", "abc",
-                                            "--print_config"), ("n_layer", "'abc'")),
-              "radford/models/gpt.py: GPT1's __init__(**kwargs) with a replaced __signature__ hides its parameters' "
-              "types from jsonargparse, so any value of any GPT1 argument parses (here n_layer 'abc'); give the "
-              "signature's parameters their annotations"),
+        param(
+            "fit:gpt1 n_layer abc",
+            Case(
+                ("fit", "--recipe", "gpt1", "--model.init_args.n_layer", "abc", "--print_config"), ("n_layer", "'abc'")
+            ),
+            "radford/models/gpt.py: GPT1's __init__(**kwargs) with a replaced __signature__ hides its parameters' "
+            "types from jsonargparse, so any value of any GPT1 argument parses (here n_layer 'abc'); give the "
+            "signature's parameters their annotations",
+        ),
         param("fit:--recipe no-such", Case(("fit", "--recipe", "no-such-recipe"), ("'no-such-recipe'",))),
         param("fit:--config missing", Case(("fit", "--config", "missing.yaml"), ("missing.yaml",))),
         param("fit:--recipe latin-1", Case(("fit", "--recipe", f"{ART}/latin1.txt"), ("latin1.txt", "not UTF-8"))),
@@ -389,10 +472,18 @@ def command_cases() -> list[Any]:
         ("zeroshot", (*zeroshot, "--classes", "a", "a"), ("more than once", "a"), None),
         ("zeroshot", (*zeroshot, "--classes", "a", "b", "--templates", "a photo"), ("'a photo'",), None),
         ("zeroshot", (*zeroshot, "--classes", "a", "b", "--templates", "{} {}"), ("'{} {}'",), None),
-        ("zeroshot", ("zeroshot", "--checkpoint", gpt, "--images", f"{ART}/nope", "--classes", "a", "b"), ("nope",),
-         None),
-        ("zeroshot", ("zeroshot", "--checkpoint", gpt, "--images", f"{ART}/empty_folder", "--classes", "a", "b"),
-         ("empty_folder",), None),
+        (
+            "zeroshot",
+            ("zeroshot", "--checkpoint", gpt, "--images", f"{ART}/nope", "--classes", "a", "b"),
+            ("nope",),
+            None,
+        ),
+        (
+            "zeroshot",
+            ("zeroshot", "--checkpoint", gpt, "--images", f"{ART}/empty_folder", "--classes", "a", "b"),
+            ("empty_folder",),
+            None,
+        ),
         ("zeroshot", (*zeroshot, "--class_file", f"{ART}/missing.txt"), ("missing.txt",), None),
         ("zeroshot", (*zeroshot, "--class_file", f"{ART}/latin1.txt"), ("latin1.txt", "not UTF-8", "byte 3"), None),
         ("zeroshot", (*zeroshot, "--class_file", f"{ART}/one_class.txt"), ("two classes",), None),
@@ -413,17 +504,34 @@ def command_cases() -> list[Any]:
         ("shards", ("shards", f"{ART}/captioned", "out/s-%06d.tar", "--maxcount", "0"), ("maxcount",), None),
         ("shards", ("shards", f"{ART}/captioned", "out/s-%06d.tar", "--maxcount", "x"), ("--maxcount",), None),
         ("shards", ("shards", f"{ART}/captioned", str(READ_ONLY / "s-%06d.tar")), ("/sys/s-%06d.tar",), read_only),
-        ("shards", ("shards", f"{ART}/pairs_header_only.csv", "out/s-%06d.tar"), ("pairs_header_only.csv",),
-         shards_wait.format("refuse a source with no pairs before opening a shard (today it writes an empty one "
-                            "and says so, exit 0)")),
-        ("shards", ("shards", f"{ART}/pairs_missing_image.csv", "out/s-%06d.tar"), ("nope.png",),
-         shards_wait.format("check that every listed image exists (a RadfordError naming it) before opening the "
-                            "first shard")),
-        ("shards", ("shards", f"{ART}/pairs_latin1.csv", "out/s-%06d.tar"), ("pairs_latin1.csv",),
-         shards_wait.format("pairs_from_csv: catch UnicodeDecodeError as a RadfordError naming the CSV")),
+        (
+            "shards",
+            ("shards", f"{ART}/pairs_header_only.csv", "out/s-%06d.tar"),
+            ("pairs_header_only.csv",),
+            shards_wait.format(
+                "refuse a source with no pairs before opening a shard (today it writes an empty one "
+                "and says so, exit 0)"
+            ),
+        ),
+        (
+            "shards",
+            ("shards", f"{ART}/pairs_missing_image.csv", "out/s-%06d.tar"),
+            ("nope.png",),
+            shards_wait.format(
+                "check that every listed image exists (a RadfordError naming it) before opening the first shard"
+            ),
+        ),
+        (
+            "shards",
+            ("shards", f"{ART}/pairs_latin1.csv", "out/s-%06d.tar"),
+            ("pairs_latin1.csv",),
+            shards_wait.format("pairs_from_csv: catch UnicodeDecodeError as a RadfordError naming the CSV"),
+        ),
     ]
-    return [param(f"{command}:{' '.join(args[1:])}".replace(ART + "/", ""), Case(args, names), waits_for)
-            for command, args, names, waits_for in table]
+    return [
+        param(f"{command}:{' '.join(args[1:])}".replace(ART + "/", ""), Case(args, names), waits_for)
+        for command, args, names, waits_for in table
+    ]
 
 
 def _writable(folder: Path) -> bool:
@@ -493,8 +601,9 @@ def test_a_bad_file_or_argument_is_refused_in_one_line(case, art, workdir, capsy
     refused(case, workdir, art, capsys, monkeypatch)
 
 
-@pytest.mark.parametrize("bad", [*BAD_FILES, pytest.param("hf_foreign_global", marks=pytest.mark.xfail(
-    strict=True, reason=FOREIGN_GLOBAL))])
+@pytest.mark.parametrize(
+    "bad", [*BAD_FILES, pytest.param("hf_foreign_global", marks=pytest.mark.xfail(strict=True, reason=FOREIGN_GLOBAL))]
+)
 def test_load_refuses_a_bad_file_in_one_line(art, bad):
     with pytest.raises(RadfordError) as error:
         radford.load(art / bad)
@@ -509,8 +618,18 @@ def test_the_matrix_is_as_large_as_promised():
     others = checkpoint_cases() + lightning_cases() + command_cases()
     assert len(others) + len(BAD_FILES) + 1 >= 200
     commands = {case.values[0].args[0] for case in others}
-    assert commands == {"fit", "validate", "test", "predict", "generate", "convert", "probe", "zeroshot", "sample",
-                        "shards"}
+    assert commands == {
+        "fit",
+        "validate",
+        "test",
+        "predict",
+        "generate",
+        "convert",
+        "probe",
+        "zeroshot",
+        "sample",
+        "shards",
+    }
 
 
 def test_what_a_class_itself_said_in_a_union_is_the_line():
@@ -524,8 +643,9 @@ Errors:
   - Expected a <class 'NoneType'>
 Given value type: <class 'jsonargparse._namespace.Namespace'>
 Given value: Namespace(class_path='radford.models.clip.CLIP', init_args=Namespace(vision_width=-3))"""
-    assert one_line(constructor) == ("radford.models.clip.CLIP: Trying to create tensor with negative dimension -3: "
-                                     "[-3, 3, 8, 8]")
+    assert one_line(constructor) == (
+        "radford.models.clip.CLIP: Trying to create tensor with negative dimension -3: [-3, 3, 8, 8]"
+    )
     resumed = """Parser key "model":
   Does not validate against any of the Union subtypes
   Subtypes: [<class 'lightning.pytorch.core.module.LightningModule'>, <class 'NoneType'>]

@@ -87,9 +87,11 @@ def test_held_out_tail(sources, tmp_path):
 
 @pytest.mark.parametrize(
     ("kind", "kwargs", "expected"),
-    [("csv", {"text_field": "review"}, ["line 2", "'review'", "text, label"]),
-     ("jsonl", {"text_field": "label", "batch_size": 64}, ["train split", "too few", "batch_size"]),
-     ("missing", {}, ["'missing'", "not found"])],
+    [
+        ("csv", {"text_field": "review"}, ["line 2", "'review'", "text, label"]),
+        ("jsonl", {"text_field": "label", "batch_size": 64}, ["train split", "too few", "batch_size"]),
+        ("missing", {}, ["'missing'", "not found"]),
+    ],
     ids=["no-field", "too-short", "no-file"],
 )
 def test_mistakes_are_one_line(sources, kind, kwargs, expected):

@@ -22,8 +22,12 @@ from tests.helpers import radford_cli
 SIZES = dict(vocab_size=96, n_positions=24, n_layer=2, n_head=2, n_embd=32)
 NO_DROPOUT = dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
 FAMILIES = {  # model_type: (transformers model, radford class)
-    "gpt2": (lambda: GPT2LMHeadModel(GPT2Config(**SIZES, **NO_DROPOUT, activation_function="gelu_new",
-                                                bos_token_id=None, eos_token_id=None)), GPT),
+    "gpt2": (
+        lambda: GPT2LMHeadModel(
+            GPT2Config(**SIZES, **NO_DROPOUT, activation_function="gelu_new", bos_token_id=None, eos_token_id=None)
+        ),
+        GPT,
+    ),
     # OpenAI GPT's "gelu" is GELU's tanh approximation (GPT2's "gelu_new").
     "openai-gpt": (lambda: OpenAIGPTLMHeadModel(OpenAIGPTConfig(**SIZES, **NO_DROPOUT, afn="gelu")), GPT1),
 }
@@ -65,8 +69,17 @@ def assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) ->
 def fit_checkpoint(tmp_path_factory, small_corpus) -> Path:
     """The last.ckpt of two steps of ``radford fit --recipe gpt2-tiny`` (BPE tokenizer trained on the corpus)."""
     run = tmp_path_factory.mktemp("fit")
-    result = radford_cli("fit", "--recipe", "gpt2-tiny", "--trainer.max_steps", "2", "--trainer.limit_val_batches",
-                         "0", f"--data.init_args.sources=[{small_corpus}]", cwd=run)
+    result = radford_cli(
+        "fit",
+        "--recipe",
+        "gpt2-tiny",
+        "--trainer.max_steps",
+        "2",
+        "--trainer.limit_val_batches",
+        "0",
+        f"--data.init_args.sources=[{small_corpus}]",
+        cwd=run,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return run / "runs" / "gpt2-tiny" / "version_0" / "checkpoints" / "last.ckpt"
 
@@ -133,8 +146,9 @@ def test_fit_checkpoint_round_trips_through_hf_by_the_cli(fit_checkpoint, tmp_pa
     assert_same_state(back["state_dict"], original["state_dict"])
     tokenizer = radford.load(fit_checkpoint).tokenizer.to_json()
     assert saved_tokenizer(tmp_path / "back.ckpt").to_json() == tokenizer  # through the folder's tokenizer.json
-    assert GPT2LMHeadModel.from_pretrained(tmp_path / "hf").config.vocab_size == original["hyper_parameters"][
-        "vocab_size"]
+    assert (
+        GPT2LMHeadModel.from_pretrained(tmp_path / "hf").config.vocab_size == original["hyper_parameters"]["vocab_size"]
+    )
     model = GPT.load_from_checkpoint(tmp_path / "back.ckpt", weights_only=True)
     assert_same_state(model.state_dict(), original["state_dict"])
     assert radford.load(tmp_path / "back.ckpt").tokenizer.to_json() == tokenizer
@@ -191,8 +205,21 @@ def truncated_safetensors(path: Path, fit_checkpoint: Path) -> None:
         (lambda path, _: path.mkdir(), "is not a model folder radford reads"),
         (truncated_safetensors, "truncated or corrupt"),
     ],
-    ids=["missing", "truncated", "garbage", "pickled-object", "foreign-dict", "plain-lightning", "model-type",
-         "architecture", "activation", "no-weights", "wrong-shapes", "empty-folder", "truncated-safetensors"],
+    ids=[
+        "missing",
+        "truncated",
+        "garbage",
+        "pickled-object",
+        "foreign-dict",
+        "plain-lightning",
+        "model-type",
+        "architecture",
+        "activation",
+        "no-weights",
+        "wrong-shapes",
+        "empty-folder",
+        "truncated-safetensors",
+    ],
 )
 def test_bad_checkpoint_is_one_line_naming_it(tmp_path, fit_checkpoint, make, expected):
     path = tmp_path / "model.ckpt"
@@ -231,7 +258,6 @@ def test_checkpoint_without_tokenizer_says_so(tmp_path):
     assert radford.load(tmp_path / "model.ckpt").tokenizer is None
     with pytest.raises(RadfordError, match="holds no tokenizer"):
         Pretrained(str(tmp_path / "model.ckpt"))
-
 
 
 @pytest.mark.slow

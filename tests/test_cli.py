@@ -29,19 +29,29 @@ def quiet_lightning():
         (["fit", "--recipe", "gpt2-tny"], ["'gpt2-tny'", "gpt2-tiny", "shakespeare-char"]),
         (["fit", "--recipe"], ["--recipe needs a value"]),
         (["fit", "--recipe", "gpt2-tiny", "--model", "gpt3"], ["'gpt3'", "registered models:", "gpt1", "gpt2"]),
-        (["fit", "--recipe", "gpt2-tiny", "--data.init_args.tokenizer", "wordpiece"],
-         ["'wordpiece'", "registered tokenizers: bpe, char, clip, ", "gpt2"]),
-        (["fit", "--recipe", "gpt2-tiny", "--model.init_args.n_layr", "3"],
-         ["'model.init_args.n_layr'", "did you mean 'n_layer'?", "n_head"]),
-        (["fit", "--recipe", "gpt2-tiny", "--data.init_args.tokenizer.init_args.vocab_sise", "3"],
-         ["'data.init_args.tokenizer.init_args.vocab_sise'", "did you mean 'vocab_size'?"]),
-        (["fit", "--recipe", "gpt2-tiny", "--model.init_args.n_layer", "abc"],
-         ["model.init_args.n_layer", "expected int", "'abc'"]),
+        (
+            ["fit", "--recipe", "gpt2-tiny", "--data.init_args.tokenizer", "wordpiece"],
+            ["'wordpiece'", "registered tokenizers: bpe, char, clip, ", "gpt2"],
+        ),
+        (
+            ["fit", "--recipe", "gpt2-tiny", "--model.init_args.n_layr", "3"],
+            ["'model.init_args.n_layr'", "did you mean 'n_layer'?", "n_head"],
+        ),
+        (
+            ["fit", "--recipe", "gpt2-tiny", "--data.init_args.tokenizer.init_args.vocab_sise", "3"],
+            ["'data.init_args.tokenizer.init_args.vocab_sise'", "did you mean 'vocab_size'?"],
+        ),
+        (
+            ["fit", "--recipe", "gpt2-tiny", "--model.init_args.n_layer", "abc"],
+            ["model.init_args.n_layer", "expected int", "'abc'"],
+        ),
         (["fit", "--recipe", "gpt2-tiny", "--trainer.max_stepz", "3"], ["did you mean 'max_steps'?"]),
         (["fit", "--recipe", "gpt2-tiny", "--trainer.precision", "17"], ["trainer.precision", "'17'", "bf16-mixed"]),
         (["fit", "--recipe", "gpt2-tiny", "--model", "radford.models.gpt.Nope"], ["cannot import", "Nope"]),
-        (["fit", "--recipe", "gpt2-tiny", "--data.init_args.sources", "[/no/such/file.txt]"],
-         ["'/no/such/file.txt' not found", "stdlib"]),
+        (
+            ["fit", "--recipe", "gpt2-tiny", "--data.init_args.sources", "[/no/such/file.txt]"],
+            ["'/no/such/file.txt' not found", "stdlib"],
+        ),
         (["fti"], ["'fti'", "fit, validate, test, predict, plugins, recipes"]),
         (["plugins", "--chek"], ["radford plugins: unrecognized arguments: --chek"]),
     ],
@@ -105,7 +115,7 @@ def test_training_help_opens_with_the_recipe_and_examples(capsys, command):
     assert lines[0].startswith(f"usage: radford {command} --recipe NAME_OR_YAML")
     assert any("--help-all" in line for line in lines[:30]) and any("--ckpt_path" in line for line in lines[:30])
     assert any("gpt2-tiny," in line for line in lines[:30])
-    examples = lines[lines.index("examples:") + 1:]
+    examples = lines[lines.index("examples:") + 1 :]
     assert len([line for line in examples if line.startswith(f"  radford {command} ")]) == 3
     assert len(lines) < 40
 
@@ -125,8 +135,9 @@ def test_version_names_radford_torch_and_lightning(capsys):
     from importlib.metadata import version
 
     main(["--version"])
-    assert capsys.readouterr().out.strip() == (f"radford {radford.__version__} (torch {version('torch')}, "
-                                               f"lightning {version('lightning')})")
+    assert capsys.readouterr().out.strip() == (
+        f"radford {radford.__version__} (torch {version('torch')}, lightning {version('lightning')})"
+    )
 
 
 def test_ctrl_c_outside_training_exits_130(capsys, monkeypatch):

@@ -28,10 +28,19 @@ def batch(model: CLIP, n: int = 4, seed: int = 0) -> tuple[torch.Tensor, torch.T
 
 
 # OpenAI's released models, and LAION's largest (as open_clip 3.3.0 builds ViT-H-14, ViT-g-14 and ViT-bigG-14).
-@pytest.mark.parametrize(("size", "count"), [("RN50", 102_007_137), ("RN101", 119_688_033),
-                                             ("ViT-B/32", 151_277_313), ("ViT-B/16", 149_620_737),
-                                             ("ViT-L/14", 427_616_513), ("ViT-H/14", 986_109_441),
-                                             ("ViT-g/14", 1_366_678_273), ("ViT-bigG/14", 2_539_567_105)])
+@pytest.mark.parametrize(
+    ("size", "count"),
+    [
+        ("RN50", 102_007_137),
+        ("RN101", 119_688_033),
+        ("ViT-B/32", 151_277_313),
+        ("ViT-B/16", 149_620_737),
+        ("ViT-L/14", 427_616_513),
+        ("ViT-H/14", 986_109_441),
+        ("ViT-g/14", 1_366_678_273),
+        ("ViT-bigG/14", 2_539_567_105),
+    ],
+)
 def test_named_sizes_have_the_released_parameter_counts(size, count):
     with torch.device("meta"):  # shapes only
         model = CLIP(size)
@@ -111,20 +120,74 @@ def test_sizes_and_overrides():
 
 HF_CONFIGS = [
     # OpenAI's activation and transformers' old end-of-text convention (features at the largest id).
-    dict(text=dict(vocab_size=99, hidden_size=32, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                   max_position_embeddings=16, eos_token_id=2),
-         vision=dict(hidden_size=48, intermediate_size=192, num_hidden_layers=2, num_attention_heads=4,
-                     image_size=32, patch_size=8), projection_dim=24),
+    dict(
+        text=dict(
+            vocab_size=99,
+            hidden_size=32,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=16,
+            eos_token_id=2,
+        ),
+        vision=dict(
+            hidden_size=48,
+            intermediate_size=192,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=32,
+            patch_size=8,
+        ),
+        projection_dim=24,
+    ),
     # GELU, the end-of-text id last in the vocabulary (newer configs), other shapes.
-    dict(text=dict(vocab_size=64, hidden_size=24, intermediate_size=96, num_hidden_layers=3, num_attention_heads=2,
-                   max_position_embeddings=12, eos_token_id=63, hidden_act="gelu"),
-         vision=dict(hidden_size=40, intermediate_size=160, num_hidden_layers=1, num_attention_heads=5,
-                     image_size=28, patch_size=7, hidden_act="gelu"), projection_dim=16),
+    dict(
+        text=dict(
+            vocab_size=64,
+            hidden_size=24,
+            intermediate_size=96,
+            num_hidden_layers=3,
+            num_attention_heads=2,
+            max_position_embeddings=12,
+            eos_token_id=63,
+            hidden_act="gelu",
+        ),
+        vision=dict(
+            hidden_size=40,
+            intermediate_size=160,
+            num_hidden_layers=1,
+            num_attention_heads=5,
+            image_size=28,
+            patch_size=7,
+            hidden_act="gelu",
+        ),
+        projection_dim=16,
+    ),
     # MLPs other than 4 x hidden (LAION's ViT-bigG/14: 8192 for 1664, 4.92 x) and another epsilon.
-    dict(text=dict(vocab_size=80, hidden_size=32, intermediate_size=80, num_hidden_layers=2, num_attention_heads=4,
-                   max_position_embeddings=10, eos_token_id=79, hidden_act="gelu", layer_norm_eps=1e-6),
-         vision=dict(hidden_size=52, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
-                     image_size=32, patch_size=8, hidden_act="gelu", layer_norm_eps=1e-6), projection_dim=20),
+    dict(
+        text=dict(
+            vocab_size=80,
+            hidden_size=32,
+            intermediate_size=80,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=10,
+            eos_token_id=79,
+            hidden_act="gelu",
+            layer_norm_eps=1e-6,
+        ),
+        vision=dict(
+            hidden_size=52,
+            intermediate_size=256,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=32,
+            patch_size=8,
+            hidden_act="gelu",
+            layer_norm_eps=1e-6,
+        ),
+        projection_dim=20,
+    ),
 ]
 
 
@@ -132,8 +195,9 @@ HF_CONFIGS = [
 def hf_folder(request, tmp_path):
     transformers = pytest.importorskip("transformers")
     spec = HF_CONFIGS[request.param]
-    config = transformers.CLIPConfig(text_config=spec["text"], vision_config=spec["vision"],
-                                     projection_dim=spec["projection_dim"])
+    config = transformers.CLIPConfig(
+        text_config=spec["text"], vision_config=spec["vision"], projection_dim=spec["projection_dim"]
+    )
     torch.manual_seed(request.param)
     hf = transformers.CLIPModel(config).eval()
     with torch.no_grad():  # random LayerNorm gains and biases, so that a swapped one would show
@@ -155,8 +219,9 @@ def test_hf_parity(hf_folder):
         image, text = (getattr(t, "pooler_output", t) for t in (image, text))
         torch.testing.assert_close(model.encode_image(pixels), image, atol=1e-4, rtol=0)
         torch.testing.assert_close(model.encode_text(ids), text, atol=1e-4, rtol=0)
-        torch.testing.assert_close(model(pixels, ids)[0], hf(input_ids=ids, pixel_values=pixels).logits_per_image,
-                                   atol=1e-4, rtol=0)
+        torch.testing.assert_close(
+            model(pixels, ids)[0], hf(input_ids=ids, pixel_values=pixels).logits_per_image, atol=1e-4, rtol=0
+        )
 
 
 def test_hf_folder_mistakes(hf_folder):

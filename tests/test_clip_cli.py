@@ -18,9 +18,24 @@ from tests.helpers import error_line, radford_cli
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("clip-run")
-    result = radford_cli("fit", "--recipe", "clip-tiny", "--trainer.max_steps", "3",
-                         "--trainer.val_check_interval", "3", "--data.shapes_train", "96", "--data.shapes_val", "32",
-                         "--data.batch_size", "16", "--data.num_workers", "0", cwd=work)
+    result = radford_cli(
+        "fit",
+        "--recipe",
+        "clip-tiny",
+        "--trainer.max_steps",
+        "3",
+        "--trainer.val_check_interval",
+        "3",
+        "--data.shapes_train",
+        "96",
+        "--data.shapes_val",
+        "32",
+        "--data.batch_size",
+        "16",
+        "--data.num_workers",
+        "0",
+        cwd=work,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return work / "runs" / "clip-tiny" / "version_0" / "checkpoints" / "last.ckpt"
 
@@ -40,8 +55,20 @@ def test_fit_load_and_zeroshot(checkpoint, images, capsys):
     assert isinstance(tokenizer, CLIPTokenizer)
     assert tokenizer.vocab_size == model.hparams.vocab_size
 
-    main(["zeroshot", "--checkpoint", str(checkpoint), "--images", str(images), "--classes", *class_names(),
-          "--templates", "a photo of a {}.", "a {}."])
+    main(
+        [
+            "zeroshot",
+            "--checkpoint",
+            str(checkpoint),
+            "--images",
+            str(images),
+            "--classes",
+            *class_names(),
+            "--templates",
+            "a photo of a {}.",
+            "a {}.",
+        ]
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     predictions = [line.split("\t") for line in lines[:-1]]
     assert len(predictions) == 8 and all(name in class_names() for _, name, _ in predictions)
@@ -51,15 +78,37 @@ def test_fit_load_and_zeroshot(checkpoint, images, capsys):
 
 @pytest.mark.slow
 def test_zeroshot_mistakes(checkpoint, images, tmp_path, capsys):
-    assert "no images in" in error_line(capsys, "zeroshot", "--checkpoint", str(checkpoint), "--images",
-                                        str(tmp_path), "--classes", "a", "b")
-    assert "at least two classes" in error_line(capsys, "zeroshot", "--checkpoint", str(checkpoint), "--images",
-                                                 str(images), "--classes", "red circle")
+    assert "no images in" in error_line(
+        capsys, "zeroshot", "--checkpoint", str(checkpoint), "--images", str(tmp_path), "--classes", "a", "b"
+    )
+    assert "at least two classes" in error_line(
+        capsys, "zeroshot", "--checkpoint", str(checkpoint), "--images", str(images), "--classes", "red circle"
+    )
     assert "needs one {} for the class name" in error_line(
-        capsys, "zeroshot", "--checkpoint", str(checkpoint), "--images", str(images), "--classes", "a", "b",
-        "--templates", "a photo")
-    assert "not found" in error_line(capsys, "zeroshot", "--checkpoint", str(tmp_path / "none.ckpt"), "--images",
-                                     str(images), "--classes", "a", "b")
+        capsys,
+        "zeroshot",
+        "--checkpoint",
+        str(checkpoint),
+        "--images",
+        str(images),
+        "--classes",
+        "a",
+        "b",
+        "--templates",
+        "a photo",
+    )
+    assert "not found" in error_line(
+        capsys, "zeroshot", "--checkpoint", str(tmp_path / "none.ckpt"), "--images", str(images), "--classes", "a", "b"
+    )
     (tmp_path / "broken.png").write_bytes(b"not a png")
-    assert "cannot decode image" in error_line(capsys, "zeroshot", "--checkpoint", str(checkpoint), "--images",
-                                               str(tmp_path / "broken.png"), "--classes", "a", "b")
+    assert "cannot decode image" in error_line(
+        capsys,
+        "zeroshot",
+        "--checkpoint",
+        str(checkpoint),
+        "--images",
+        str(tmp_path / "broken.png"),
+        "--classes",
+        "a",
+        "b",
+    )

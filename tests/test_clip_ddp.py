@@ -43,8 +43,9 @@ def setup(local_loss: bool) -> tuple[CLIP, torch.Tensor, torch.Tensor]:
 def worker(rank: int, port: int, out: Path) -> None:
     torch.set_num_threads(1)
     # A timeout, so that a process left alone fails the test instead of hanging it.
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD,
-                            timeout=timedelta(seconds=60))
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD, timeout=timedelta(seconds=60)
+    )
     try:
         for local_loss in (False, True):
             model, pixels, ids = setup(local_loss)

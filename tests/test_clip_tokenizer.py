@@ -91,8 +91,11 @@ class SimpleTokenizer:
         self.encoder = {token: i for i, token in enumerate(vocab)}
         self.bpe_ranks = {merge: i for i, merge in enumerate(merges)}
         self.cache = {SOT: SOT, EOT: EOT}
-        self.pat = regex.compile(r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|"""
-                                 r"""[^\s\p{L}\p{N}]+""", regex.IGNORECASE)
+        self.pat = regex.compile(
+            r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|"""
+            r"""[^\s\p{L}\p{N}]+""",
+            regex.IGNORECASE,
+        )
 
     def bpe(self, token: str) -> str:
         if token in self.cache:
@@ -174,8 +177,18 @@ def test_vocabulary_is_clips(clip):
 
 
 def test_cleans_as_ftfy_and_python_do(clip):
-    same = [("ﬁne", "fine"), ("ＡＢＣ！", "abc!"), ("你好，世界！", "你好,世界!"), ("ΣΑΣ", "σας"), ("a\x07b", "ab"),
-            ("\ufeffhi", "hi"), ("<|ENDOFTEXT|>", EOT), ("cafÃ©", "café"), ("don’t", "don't"), ("&amp;amp;", "&")]
+    same = [
+        ("ﬁne", "fine"),
+        ("ＡＢＣ！", "abc!"),
+        ("你好，世界！", "你好,世界!"),
+        ("ΣΑΣ", "σας"),
+        ("a\x07b", "ab"),
+        ("\ufeffhi", "hi"),
+        ("<|ENDOFTEXT|>", EOT),
+        ("cafÃ©", "café"),
+        ("don’t", "don't"),
+        ("&amp;amp;", "&"),
+    ]
     for text, cleaned in same:
         assert clip.encode(text) == clip.encode(cleaned), text
     assert clip.encode("<|ENDOFTEXT|>") == [clip.eot_id]
@@ -189,8 +202,10 @@ def test_matches_openai_simple_tokenizer(clip, reference):
 # Any assigned character (of this Python's Unicode version, which the Rust regex engine also covers; surrogates are
 # refused, see test_tokenizers.py), with fragments that exercise HTML entities, contractions and whitespace.
 UNICODE_TEXT = st.lists(
-    st.one_of(st.characters(exclude_categories=("Cs", "Cn")),
-              st.sampled_from(["&amp;", "&#x301;", "&lt;", "'s", "'LL", " ", "\n", "\t", "e\u0301", "A", "1"])),
+    st.one_of(
+        st.characters(exclude_categories=("Cs", "Cn")),
+        st.sampled_from(["&amp;", "&#x301;", "&lt;", "'s", "'LL", " ", "\n", "\t", "e\u0301", "A", "1"]),
+    ),
     max_size=40,
 ).map("".join)
 
@@ -259,8 +274,13 @@ def test_decode(clip):
 
 
 def test_learned_vocabulary_from_captions():
-    captions = [f"a {size} {colour} {shape} on the {side}" for size in ("small", "large")
-                for colour in ("red", "green", "blue") for shape in ("circle", "square") for side in ("left", "right")]
+    captions = [
+        f"a {size} {colour} {shape} on the {side}"
+        for size in ("small", "large")
+        for colour in ("red", "green", "blue")
+        for shape in ("circle", "square")
+        for side in ("left", "right")
+    ]
     tokenizer = CLIPTokenizer(vocab_size=560)
     assert tokenizer.needs_training
     with pytest.warns(UserWarning, match="learned"):

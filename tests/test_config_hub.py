@@ -12,7 +12,6 @@ import yaml
 
 from radford import recipes
 from radford.cli import main
-from radford.errors import RadfordError
 from radford.lightning_cli import chosen_classes, expand_recipes, recipe_configs, run_lightning, shared_links
 from tests.helpers import error_line
 
@@ -41,8 +40,18 @@ def parsed(*recipe_names: str, capsys) -> dict:
 
 def test_bundled_recipes_are_found():
     names = {r.name for r in ALL}
-    assert {"gpt2", "gpt2-tiny", "shakespeare-char", "strategy/ddp", "strategy/fsdp", "precision/bf16-mixed",
-            "precision/16-mixed", "size/gpt2-medium", "size/clip-vit-b-16", "size/clip-rn50"} <= names
+    assert {
+        "gpt2",
+        "gpt2-tiny",
+        "shakespeare-char",
+        "strategy/ddp",
+        "strategy/fsdp",
+        "precision/bf16-mixed",
+        "precision/16-mixed",
+        "size/gpt2-medium",
+        "size/clip-vit-b-16",
+        "size/clip-rn50",
+    } <= names
     assert all(r.description for r in ALL), [r.name for r in ALL if not r.description]
 
 
@@ -71,11 +80,20 @@ USER_INPUTS = {
     "shakespeare-char": ["--data.init_args.sources=[{text}]"],
     "shakespeare-char-muon": ["--data.init_args.sources=[{text}]"],
     "gpt2-zeroshot": ["--model.init_args.pretrained={gpt}", "--data.init_args.tokenizer.init_args.path={gpt}"],
-    **{name: ["--model.init_args.pretrained={gpt}", "--data.init_args.tokenizer.init_args.path={gpt}",
-              "--data.init_args.train={task}", "--data.init_args.val={task}", "--data.init_args.test={task}"]
-       for name in ("gpt1-finetune", "gpt2-finetune")},
-    **{name: ["--data.init_args.tokenizer.init_args.path={shared}/assets/clip/bpe_simple_vocab_16e6.txt.gz"]
-       for name in ("clip-vit-b-32", "clip-rn50")},
+    **{
+        name: [
+            "--model.init_args.pretrained={gpt}",
+            "--data.init_args.tokenizer.init_args.path={gpt}",
+            "--data.init_args.train={task}",
+            "--data.init_args.val={task}",
+            "--data.init_args.test={task}",
+        ]
+        for name in ("gpt1-finetune", "gpt2-finetune")
+    },
+    **{
+        name: ["--data.init_args.tokenizer.init_args.path={shared}/assets/clip/bpe_simple_vocab_16e6.txt.gz"]
+        for name in ("clip-vit-b-32", "clip-rn50")
+    },
     "clip-tiny": ["--data.init_args.shapes_train=200"],  # the captions its tokenizer learns from
     "igpt-mnist": ["--data.init_args.source={pixels}"],
 }
@@ -94,16 +112,23 @@ def stand_ins(tmp_path_factory) -> dict[str, str]:
     (folder / "text.txt").write_text(text)
     tokenizer = BPE(vocab_size=300, min_frequency=1)
     tokenizer.train([text])
-    GPT2LMHeadModel(GPT2Config(vocab_size=tokenizer.vocab_size, n_positions=64, n_embd=16, n_layer=1,
-                               n_head=2)).save_pretrained(folder / "gpt")
+    GPT2LMHeadModel(
+        GPT2Config(vocab_size=tokenizer.vocab_size, n_positions=64, n_embd=16, n_layer=1, n_head=2)
+    ).save_pretrained(folder / "gpt")
     tokenizer.save(folder / "gpt")
-    (folder / "task.jsonl").write_text("".join(json.dumps({"text": f"example {i}", "label": i % 2}) + "\n"
-                                               for i in range(4)))
+    (folder / "task.jsonl").write_text(
+        "".join(json.dumps({"text": f"example {i}", "label": i % 2}) + "\n" for i in range(4))
+    )
     pixels = torch.randint(0, 256, (20, 14 * 14), generator=torch.Generator().manual_seed(0))
-    (folder / "pixels.csv").write_text("".join(",".join(map(str, [*row.tolist(), i % 10])) + "\n"
-                                               for i, row in enumerate(pixels)))
-    return {"text": str(folder / "text.txt"), "gpt": str(folder / "gpt"), "task": str(folder / "task.jsonl"),
-            "pixels": str(folder / "pixels.csv")}
+    (folder / "pixels.csv").write_text(
+        "".join(",".join(map(str, [*row.tolist(), i % 10])) + "\n" for i, row in enumerate(pixels))
+    )
+    return {
+        "text": str(folder / "text.txt"),
+        "gpt": str(folder / "gpt"),
+        "task": str(folder / "task.jsonl"),
+        "pixels": str(folder / "pixels.csv"),
+    }
 
 
 def user_inputs(recipe: recipes.Recipe, stand_ins: dict[str, str], request) -> list[str]:
@@ -149,18 +174,27 @@ def test_links_between_the_bundled_classes():
 
     vocab = ("data.vocab_size", "model.init_args.vocab_size", "instantiate")
     assert links("gpt.GPT", "text.TextData") == {
-        ("model.init_args.block_size", "data.init_args.block_size", "parse"), vocab}
+        ("model.init_args.block_size", "data.init_args.block_size", "parse"),
+        vocab,
+    }
     assert links("dcgan.DCGAN", "images.ImageData") == {
         ("model.init_args.image_size", "data.init_args.image_size", "parse"),
-        ("model.init_args.channels", "data.init_args.channels", "parse")}
+        ("model.init_args.channels", "data.init_args.channels", "parse"),
+    }
     assert links("clip.CLIP", "pairs.PairData") == {
         ("model.init_args.image_size", "data.init_args.image_size", "parse"),
-        ("model.init_args.context_length", "data.init_args.context_length", "parse"), vocab}
+        ("model.init_args.context_length", "data.init_args.context_length", "parse"),
+        vocab,
+    }
     assert links("finetune.GPTFineTune", "tasks.TaskData") == {
-        ("model.init_args.task", "data.init_args.task", "parse"), vocab}
+        ("model.init_args.task", "data.init_args.task", "parse"),
+        vocab,
+    }
     assert links("mlstm.MLSTM", "bytes.ByteData") == {vocab}  # the mLSTM has no block_size: ByteData keeps its own
     assert set(shared_links("radford_igpt.model.IGPT", "radford_igpt.data.PixelData")) == {
-        vocab, ("data.sequence_length", "model.init_args.block_size", "instantiate")}
+        vocab,
+        ("data.sequence_length", "model.init_args.block_size", "instantiate"),
+    }
 
 
 @pytest.mark.parametrize("fragment", CLIP_SIZES, ids=lambda r: r.name)
@@ -205,7 +239,8 @@ def test_bad_bases_are_one_line(capsys, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("base: {gpt2: 1}\n")
     assert "base must be a recipe name or a list of names, got {'gpt2': 1}" in error_line(
-        capsys, "fit", "--recipe", str(bad))
+        capsys, "fit", "--recipe", str(bad)
+    )
     bad.write_text("base: [gpt2-tny]\n")
     assert "unknown recipe 'gpt2-tny'" in error_line(capsys, "fit", "--recipe", str(bad))
 
@@ -223,15 +258,19 @@ def test_recipe_by_path_and_with_suffix(capsys, tmp_path):
 def test_a_linked_value_on_the_linked_side_is_one_line(capsys):
     assert error_line(capsys, "fit", "--recipe", "gpt2-tiny", "--data.init_args.block_size", "64") == (
         "radford: error: data.init_args.block_size is linked to model.init_args.block_size, which sets it: give the "
-        "value there, once")
+        "value there, once"
+    )
     assert error_line(capsys, "fit", "--recipe", "dcgan-digits", "--data.channels=3").startswith(
-        "radford: error: data.init_args.channels is linked to model.init_args.channels")
+        "radford: error: data.init_args.channels is linked to model.init_args.channels"
+    )
     assert error_line(capsys, "fit", "--recipe", "gpt2-tiny", "--model.init_args.vocab_size", "9") == (
         "radford: error: model.init_args.vocab_size is linked to the data module's vocab_size, which sets it: leave "
-        "it out")
+        "it out"
+    )
 
 
 def test_a_linked_value_left_unset_is_one_line(capsys):
     line = error_line(capsys, "fit", "--recipe", "clip-tiny", "--model.init_args.image_size", "null")
-    assert line.startswith("radford: error: model.init_args.image_size is not set, and the data module takes its "
-                           "value from there")
+    assert line.startswith(
+        "radford: error: model.init_args.image_size is not set, and the data module takes its value from there"
+    )

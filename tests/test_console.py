@@ -42,15 +42,21 @@ def test_validate_reports_its_metrics_once(work, capsys):  # noqa: F811
     radford("validate", "--ckpt_path", "last")
     out = capsys.readouterr().out
     assert "Validate metric" not in out  # Lightning's table: the report says it
-    lines = out[out.index("radford validate: "):].splitlines()
+    lines = out[out.index("radford validate: ") :].splitlines()
     assert lines[0].startswith("radford validate: runs/tiny/version_0/checkpoints/last.ckpt in ")
     assert [line.split()[0] for line in lines[1:]] == ["val_loss", "val_acc", "results", "next"]
     assert lines[3].split() == ["results", "runs/tiny/version_0/validate"]
 
 
 def test_model_summary_leaves_out_flops_it_did_not_count(capsys):
-    data = [(" ", ["0"]), ("Name", ["layer"]), ("Type", ["Linear"]), ("Params", ["5"]), ("Mode", ["train"]),
-            ("FLOPs", ["0"])]
+    data = [
+        (" ", ["0"]),
+        ("Name", ["layer"]),
+        ("Type", ["Linear"]),
+        ("Params", ["5"]),
+        ("Mode", ["train"]),
+        ("FLOPs", ["0"]),
+    ]
     console.ModelSummary.summarize(data, 5, 5, 0.0, {"train": 1, "eval": 0}, total_flops=0)
     out = capsys.readouterr().out
     assert "FLOPs" not in out and out.splitlines()[0] == "  | Name  | Type   | Params | Mode"
@@ -76,14 +82,23 @@ class Bar(console._HeadlineMetrics, LightningBar):
 
 
 def test_headline_metrics_join_the_progress_bar():
-    metrics = {"train_loss": torch.tensor(2.0), "val_loss": torch.tensor(1.5), "val_ppl": torch.tensor(4.5),
-               "tokens_per_sec": torch.tensor(15064.4), "lr-AdamW": torch.tensor(0.1)}
+    metrics = {
+        "train_loss": torch.tensor(2.0),
+        "val_loss": torch.tensor(1.5),
+        "val_ppl": torch.tensor(4.5),
+        "tokens_per_sec": torch.tensor(15064.4),
+        "lr-AdamW": torch.tensor(0.1),
+    }
     trainer = SimpleNamespace(sanity_checking=False, callback_metrics=metrics, global_step=10, log_every_n_steps=10)
     bar = Bar()
     bar.on_validation_end(trainer, None)
     bar.on_train_batch_end(trainer, None, None, None, 0)
-    assert bar.get_metrics(trainer, None) == {"train_loss": 2.0, "val_loss": 1.5, "val_ppl": 4.5,
-                                              "tokens_per_sec": "15,064"}
+    assert bar.get_metrics(trainer, None) == {
+        "train_loss": 2.0,
+        "val_loss": 1.5,
+        "val_ppl": 4.5,
+        "tokens_per_sec": "15,064",
+    }
 
 
 def test_best_is_the_lowest_loss_and_the_highest_accuracy():
@@ -107,11 +122,16 @@ class Samples(L.LightningModule):
 def test_the_next_command_fits_the_model():
     text = SimpleNamespace(tokenizer=Char())
     assert console.next_command(Generates(), text, ["gpt2-tiny"], "runs/x/last.ckpt").startswith(
-        "radford generate --checkpoint runs/x/last.ckpt --prompt ")
-    assert console.next_command(Generates(), None, ["igpt"], "a.ckpt") == \
-        "radford validate --recipe igpt --ckpt_path a.ckpt"  # generates, but no text: not radford generate's
-    assert console.next_command(Samples(), None, ["dcgan"], "b c.ckpt") == \
-        "radford sample --checkpoint 'b c.ckpt' --out samples.png"
+        "radford generate --checkpoint runs/x/last.ckpt --prompt "
+    )
+    assert (
+        console.next_command(Generates(), None, ["igpt"], "a.ckpt")
+        == "radford validate --recipe igpt --ckpt_path a.ckpt"
+    )  # generates, but no text: not radford generate's
+    assert (
+        console.next_command(Samples(), None, ["dcgan"], "b c.ckpt")
+        == "radford sample --checkpoint 'b c.ckpt' --out samples.png"
+    )
 
 
 def test_ticks_are_round_and_cover_the_range():
@@ -122,8 +142,16 @@ def test_ticks_are_round_and_cover_the_range():
 
 
 def test_line_chart_draws_every_series(tmp_path):
-    path = plot.line_chart({"train_loss": [(s, 8 - s / 100) for s in range(0, 600, 10)], "val_loss": [(200, 5.3)],
-                            "broken": [(0, float("nan"))]}, tmp_path / "loss.png", "gpt2-tiny", "step")
+    path = plot.line_chart(
+        {
+            "train_loss": [(s, 8 - s / 100) for s in range(0, 600, 10)],
+            "val_loss": [(200, 5.3)],
+            "broken": [(0, float("nan"))],
+        },
+        tmp_path / "loss.png",
+        "gpt2-tiny",
+        "step",
+    )
     image = Image.open(path).convert("RGB")
     assert image.size == plot.SIZE
     assert {plot.COLOURS[0], plot.COLOURS[1]} <= set(image.getdata())

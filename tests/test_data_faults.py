@@ -112,8 +112,15 @@ def pairs_csv(tmp_path: Path, good: int, bad: list[str]) -> Path:
 
 
 def pair_data(path: Path, batch_size: int) -> PairData:
-    return PairData(train=str(path), val=None, tokenizer=CLIPTokenizer(vocab_size=530), image_size=32,
-                    context_length=12, batch_size=batch_size, augment=False)
+    return PairData(
+        train=str(path),
+        val=None,
+        tokenizer=CLIPTokenizer(vocab_size=530),
+        image_size=32,
+        context_length=12,
+        batch_size=batch_size,
+        augment=False,
+    )
 
 
 def test_an_undecodable_or_missing_image_in_a_csv_of_pairs_is_skipped(tmp_path, caplog):
@@ -152,8 +159,11 @@ def test_the_judgement_waits_for_its_sample_and_needs_a_majority(caplog):
         for _ in range(JUDGED_AFTER - 1):
             assert failures.attempt(lambda: Images(set())(0)) is None
         assert failures.attempt(lambda: 1) == 1  # JUDGED_AFTER tries, JUDGED_AFTER - 1 failed: judged from now on
-        with pytest.raises(RadfordError, match=rf"most images of source do not decode: {JUDGED_AFTER} of the "
-                                               rf"{JUDGED_AFTER + 1} tried"):
+        with pytest.raises(
+            RadfordError,
+            match=rf"most images of source do not decode: {JUDGED_AFTER} of the "
+            rf"{JUDGED_AFTER + 1} tried",
+        ):
             failures.attempt(lambda: Images(set())(0))
     half = DecodeFailures("source", count)
     for good in [True, False] * JUDGED_AFTER:
@@ -172,10 +182,13 @@ def test_a_neighbour_stands_in_and_a_source_that_stopped_decoding_says_so():
         everything_went.first(0, Images(set()))
 
 
-@pytest.mark.xfail(strict=True, reason="radford/errors.py (or radford/cli.py main): a RadfordError raised in a "
-                   "DataLoader worker arrives as torch's ExceptionWrapper re-raise, RadfordError('Caught RadfordError "
-                   "in DataLoader worker process 0.\\nOriginal Traceback ...'); keep only the worker's own message, "
-                   "the text after the last line's 'RadfordError: '")
+@pytest.mark.xfail(
+    strict=True,
+    reason="radford/errors.py (or radford/cli.py main): a RadfordError raised in a "
+    "DataLoader worker arrives as torch's ExceptionWrapper re-raise, RadfordError('Caught RadfordError "
+    "in DataLoader worker process 0.\\nOriginal Traceback ...'); keep only the worker's own message, "
+    "the text after the last line's 'RadfordError: '",
+)
 def test_most_images_failing_in_a_loader_worker_is_still_one_line(tmp_path):
     folder = folder_of(tmp_path, good=0, junk=2)
     with pytest.raises(RadfordError) as error:
@@ -190,10 +203,27 @@ def test_a_training_run_skips_the_bad_image_and_stops_on_a_bad_folder(tmp_path, 
     (tmp_path / "all-junk").mkdir()
     mostly_good, all_junk = folder_of(tmp_path / "mostly-good", 7, 1), folder_of(tmp_path / "all-junk", 0, 5)
     monkeypatch.chdir(tmp_path)
-    run = ("fit", "--recipe", "dcgan-digits", "--model.init_args.width", "8", "--model.init_args.grid_size", "0",
-           "--data.init_args.batch_size", "4", "--trainer.max_epochs", "1", "--trainer.logger", "false",
-           "--trainer.enable_checkpointing", "false", "--trainer.enable_progress_bar", "false",
-           "--trainer.enable_model_summary", "false")
+    run = (
+        "fit",
+        "--recipe",
+        "dcgan-digits",
+        "--model.init_args.width",
+        "8",
+        "--model.init_args.grid_size",
+        "0",
+        "--data.init_args.batch_size",
+        "4",
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.logger",
+        "false",
+        "--trainer.enable_checkpointing",
+        "false",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+    )
     with caplog.at_level(logging.WARNING, logger="radford.data.pixels"):
         main([*run, "--data.init_args.source", str(mostly_good)])
     assert "junk-00.png" in caplog.text
@@ -247,8 +277,9 @@ def dcgan_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
-def test_commands_on_a_full_disk_are_one_line_and_write_nothing(tmp_path, monkeypatch, capsys, gpt_checkpoint,
-                                                                dcgan_checkpoint):
+def test_commands_on_a_full_disk_are_one_line_and_write_nothing(
+    tmp_path, monkeypatch, capsys, gpt_checkpoint, dcgan_checkpoint
+):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(os, "replace", no_space)  # every atomic write fails at its last step, as on a full disk
     line = error_line(capsys, "sample", "--checkpoint", str(dcgan_checkpoint), "--out", "grid.png")
@@ -267,8 +298,10 @@ def test_convert_never_replaces_a_checkpoint_unless_told(tmp_path, capsys, gpt_c
     resumable = tmp_path / "last.ckpt"
     resumable.write_bytes(b"a run's only copy")
     line = error_line(capsys, "convert", str(hf), str(resumable))
-    assert line == (f"radford: error: {resumable} exists (a file): radford convert does not replace it; give "
-                    "another destination, or --overwrite to replace it")
+    assert line == (
+        f"radford: error: {resumable} exists (a file): radford convert does not replace it; give "
+        "another destination, or --overwrite to replace it"
+    )
     assert resumable.read_bytes() == b"a run's only copy"
     assert "a folder with files in it" in error_line(capsys, "convert", str(gpt_checkpoint), str(hf))
     main(["convert", str(hf), str(resumable), "--overwrite"])

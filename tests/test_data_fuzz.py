@@ -23,8 +23,7 @@ from radford.errors import RadfordError
 from radford.tokenizers import Char
 
 EXAMPLES = 40
-fuzz = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow])
+fuzz = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 def accepted_or_one_line(read, name: str) -> None:
@@ -42,8 +41,11 @@ def png(size: int = 8) -> bytes:
 
 
 # Text that looks like the real thing, broken here and there: stray bytes, invalid UTF-8, NULs, empty files.
-corpus_bytes = st.one_of(st.binary(max_size=300), st.text(max_size=300).map(str.encode),
-                         st.tuples(st.text(max_size=200), st.binary(max_size=5)).map(lambda t: t[0].encode() + t[1]))
+corpus_bytes = st.one_of(
+    st.binary(max_size=300),
+    st.text(max_size=300).map(str.encode),
+    st.tuples(st.text(max_size=200), st.binary(max_size=5)).map(lambda t: t[0].encode() + t[1]),
+)
 
 
 @fuzz
@@ -52,8 +54,9 @@ def test_a_corpus_of_any_bytes(content):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "corpus.txt"
         path.write_bytes(content)
-        data = TextData(sources=[str(path)], tokenizer=Char(), block_size=4, batch_size=2,
-                        cache_dir=str(Path(folder) / "cache"))
+        data = TextData(
+            sources=[str(path)], tokenizer=Char(), block_size=4, batch_size=2, cache_dir=str(Path(folder) / "cache")
+        )
         accepted_or_one_line(data.prepare_data, "corpus.txt")
 
 
@@ -65,8 +68,12 @@ csv_files = st.tuples(
     st.sampled_from(["text,label", "text,label", "label,text", "text", "text,label,other"]),
     st.lists(st.lists(cells, min_size=1, max_size=3).map(",".join), max_size=5),
 ).map(lambda header_rows: "\n".join([header_rows[0], *header_rows[1]]).encode())
-json_values = st.one_of(st.sampled_from(["good", "bad", "ugly", "a text", "", "é\x00"]), st.integers(-2, 2), st.none(),
-                        st.lists(st.text(max_size=3), max_size=2))
+json_values = st.one_of(
+    st.sampled_from(["good", "bad", "ugly", "a text", "", "é\x00"]),
+    st.integers(-2, 2),
+    st.none(),
+    st.lists(st.text(max_size=3), max_size=2),
+)
 json_files = st.lists(
     st.fixed_dictionaries({"text": json_values, "label": json_values}, optional={"other": json_values}).map(json.dumps)
     | st.sampled_from(["", "[]", "{", '"text"', "{}"]),
@@ -103,6 +110,7 @@ def test_a_task_file_of_any_bytes(file):
 def test_the_task_fuzz_reaches_records_and_labels(tmp_path):
     """The strategy makes files TaskData reads to the end, and files it refuses only at a record's label: the
     fuzz gets past the header into the records (an unreadable file alone would never test them)."""
+
     def outcome(file: tuple[str, bytes]) -> str:
         path = tmp_path / f"train{file[0]}"
         path.write_bytes(file[1])
@@ -118,8 +126,13 @@ def test_the_task_fuzz_reaches_records_and_labels(tmp_path):
 
 
 @fuzz
-@given(content=st.one_of(st.binary(max_size=200), st.integers(1, len(png()) - 1).map(lambda n: png()[:n]),
-                         st.binary(min_size=1, max_size=20).map(lambda junk: png()[:40] + junk)))
+@given(
+    content=st.one_of(
+        st.binary(max_size=200),
+        st.integers(1, len(png()) - 1).map(lambda n: png()[:n]),
+        st.binary(min_size=1, max_size=20).map(lambda junk: png()[:40] + junk),
+    )
+)
 def test_image_bytes_that_do_not_decode(content):
     accepted_or_one_line(lambda: open_image(content, name="sample.png"), "sample.png")
 

@@ -56,8 +56,11 @@ def test_folder_mirror_is_read_in_place_and_checked(mirror, cache, no_network, n
 
 
 def test_a_file_missing_from_the_mirror_is_one_line(mirror, no_network):
-    with pytest.raises(RadfordError, match=rf"^dataset 'sst2/test': RADFORD_DATASETS_MIRROR={mirror} has no "
-                                           r"sst2/test_binary_sent.csv"):
+    with pytest.raises(
+        RadfordError,
+        match=rf"^dataset 'sst2/test': RADFORD_DATASETS_MIRROR={mirror} has no "
+        r"sst2/test_binary_sent.csv",
+    ):
         datasets.resolve("sst2/test")
     assert not no_network
 
@@ -85,15 +88,21 @@ def test_public_download_is_checked_and_kept(shared_data, cache, monkeypatch):
     corrupt = cache.parent / "corrupt.csv"
     corrupt.write_text("label,sentence\n1,not SST\n")
     served = {datasets.DATASETS["sst2/dev"].urls[0]: corrupt}
-    with pytest.raises(RadfordError, match=r"^dataset 'sst2/dev' from https://raw.githubusercontent.com/.* has "
-                                           r"sha256 .*, not the expected f34c4987fea208fe...: the file changed"):
+    with pytest.raises(
+        RadfordError,
+        match=r"^dataset 'sst2/dev' from https://raw.githubusercontent.com/.* has "
+        r"sha256 .*, not the expected f34c4987fea208fe...: the file changed",
+    ):
         datasets.resolve("sst2/dev")
     assert not (cache / "sst2").exists() or not any((cache / "sst2").iterdir())
 
 
 def test_offline_without_mirror_is_one_line(cache, no_network):
-    with pytest.raises(RadfordError, match=r"^cannot download dataset 'sst2/test' \(https://.*test_binary_sent.csv: "
-                                           r"no network\): without network, set RADFORD_DATASETS_MIRROR"):
+    with pytest.raises(
+        RadfordError,
+        match=r"^cannot download dataset 'sst2/test' \(https://.*test_binary_sent.csv: "
+        r"no network\): without network, set RADFORD_DATASETS_MIRROR",
+    ):
         datasets.resolve("sst2/test")
     assert no_network == list(datasets.DATASETS["sst2/test"].urls)
 
@@ -102,8 +111,11 @@ def test_paths_win_and_unknown_names_list_the_valid_ones(cache, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     Path("mnist").write_text("a local file named like a dataset")
     assert datasets.resolve("mnist") == Path("mnist")
-    with pytest.raises(RadfordError, match=r"text source 'tinyshakespear' not found: .* a dataset name "
-                                           r"\(tinyshakespeare, rotten-tomatoes, mnist, sst2/train"):
+    with pytest.raises(
+        RadfordError,
+        match=r"text source 'tinyshakespear' not found: .* a dataset name "
+        r"\(tinyshakespeare, rotten-tomatoes, mnist, sst2/train",
+    ):
         corpus.resolve(["tinyshakespear"])
     with pytest.raises(RadfordError, match=r"image source 'mnist5k' not found; valid: .* a dataset name \("):
         ImageData(source="mnist5k").setup()

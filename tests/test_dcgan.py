@@ -34,11 +34,20 @@ def reference_nets(nc: int = 3, nz: int = 100, ngf: int = 64, ndf: int = 64) -> 
         def __init__(self) -> None:
             super().__init__()
             self.main = nn.Sequential(
-                nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(ngf * 8), nn.ReLU(True),
-                nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 4), nn.ReLU(True),
-                nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 2), nn.ReLU(True),
-                nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf), nn.ReLU(True),
-                nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False), nn.Tanh(),
+                nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False),
+                nn.BatchNorm2d(ngf * 8),
+                nn.ReLU(True),
+                nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ngf * 4),
+                nn.ReLU(True),
+                nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ngf * 2),
+                nn.ReLU(True),
+                nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ngf),
+                nn.ReLU(True),
+                nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False),
+                nn.Tanh(),
             )
 
         def forward(self, z):
@@ -48,13 +57,19 @@ def reference_nets(nc: int = 3, nz: int = 100, ngf: int = 64, ndf: int = 64) -> 
         def __init__(self) -> None:
             super().__init__()
             self.main = nn.Sequential(
-                nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
-                nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 2), nn.LeakyReLU(0.2, inplace=True),
-                nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 4),
+                nn.Conv2d(nc, ndf, 4, 2, 1, bias=False),
                 nn.LeakyReLU(0.2, inplace=True),
-                nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 8),
+                nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ndf * 2),
                 nn.LeakyReLU(0.2, inplace=True),
-                nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False), nn.Sigmoid(),
+                nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ndf * 4),
+                nn.LeakyReLU(0.2, inplace=True),
+                nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ndf * 8),
+                nn.LeakyReLU(0.2, inplace=True),
+                nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False),
+                nn.Sigmoid(),
             )
 
         def forward(self, x):
@@ -107,8 +122,10 @@ def test_init_follows_the_paper():
     assert not any(m.bias is not None for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
 
 
-@pytest.mark.parametrize(("image_size", "channels", "widths"), [(32, 1, (8, 16, 32)), (64, 3, (8, 16, 32, 64)),
-                                                                 (128, 3, (8, 16, 32, 64, 128))])
+@pytest.mark.parametrize(
+    ("image_size", "channels", "widths"),
+    [(32, 1, (8, 16, 32)), (64, 3, (8, 16, 32, 64)), (128, 3, (8, 16, 32, 64, 128))],
+)
 def test_any_power_of_two_size(image_size, channels, widths):
     model = DCGAN(image_size=image_size, channels=channels, latent_dim=10, width=8).eval()
     images = model.sample(3)
@@ -124,11 +141,13 @@ def test_any_power_of_two_size(image_size, channels, widths):
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"image_size": 48}, "image_size must be a power of two from 32 up (32, 64, 128, ...), got 48"),
-     ({"image_size": 16}, "got 16"),
-     ({"channels": 2}, "channels must be 1 (grey) or 3 (RGB), got 2"),
-     ({"width": 0}, "width must be positive, got 0"),
-     ({"grid_size": -1}, "grid_size must be >= 0")],
+    [
+        ({"image_size": 48}, "image_size must be a power of two from 32 up (32, 64, 128, ...), got 48"),
+        ({"image_size": 16}, "got 16"),
+        ({"channels": 2}, "channels must be 1 (grey) or 3 (RGB), got 2"),
+        ({"width": 0}, "width must be positive, got 0"),
+        ({"grid_size": -1}, "grid_size must be >= 0"),
+    ],
 )
 def test_bad_arguments_are_one_line_errors(kwargs, message):
     with pytest.raises(RadfordError) as error:
@@ -161,9 +180,22 @@ def test_image_grid_layout():
 
 @pytest.mark.slow
 def test_fit_writes_grids_logs_losses_and_a_loadable_checkpoint(tmp_path):
-    result = radford_cli("fit", "--recipe", "dcgan-digits", "--trainer.max_epochs", "2",
-                         "--trainer.limit_train_batches", "2", "--model.init_args.width", "8",
-                         "--model.init_args.grid_size", "16", "--trainer.log_every_n_steps", "1", cwd=tmp_path)
+    result = radford_cli(
+        "fit",
+        "--recipe",
+        "dcgan-digits",
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.limit_train_batches",
+        "2",
+        "--model.init_args.width",
+        "8",
+        "--model.init_args.grid_size",
+        "16",
+        "--trainer.log_every_n_steps",
+        "1",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "runs" / "dcgan-digits" / "version_0"
     grids = sorted((run / "samples").iterdir())
@@ -185,11 +217,24 @@ def test_fit_writes_grids_logs_losses_and_a_loadable_checkpoint(tmp_path):
 
 def test_setting_a_linked_value_on_the_data_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    line = error_line(capsys, "fit", "--recipe", "dcgan-digits", "--trainer.max_epochs", "1",
-                      "--trainer.limit_train_batches", "1", "--model.init_args.width", "8",
-                      "--data.init_args.channels", "3")
-    assert line == ("radford: error: data.init_args.channels is linked to model.init_args.channels, which sets it: "
-                    "give the value there, once")
+    line = error_line(
+        capsys,
+        "fit",
+        "--recipe",
+        "dcgan-digits",
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.limit_train_batches",
+        "1",
+        "--model.init_args.width",
+        "8",
+        "--data.init_args.channels",
+        "3",
+    )
+    assert line == (
+        "radford: error: data.init_args.channels is linked to model.init_args.channels, which sets it: "
+        "give the value there, once"
+    )
 
 
 @pytest.mark.slow

@@ -28,8 +28,9 @@ def test_two_processes_follow_one_process_loss_curve(tmp_path, small_corpus):
     common = ["fit", "--recipe", "gpt2-tiny", "--recipe", "run.yaml", f"--data.init_args.sources=[{small_corpus}]"]
     one = radford_cli(*common, "--data.init_args.batch_size", "8", "--trainer.devices", "1", cwd=tmp_path)
     assert one.returncode == 0, one.stderr[-3000:]
-    two = radford_cli(*common, "--recipe", "strategy/ddp", "--data.init_args.batch_size", "4",
-                      "--trainer.devices", "2", cwd=tmp_path)
+    two = radford_cli(
+        *common, "--recipe", "strategy/ddp", "--data.init_args.batch_size", "4", "--trainer.devices", "2", cwd=tmp_path
+    )
     assert two.returncode == 0, two.stderr[-3000:]
 
     single, ddp = (losses(tmp_path / "runs" / "gpt2-tiny" / f"version_{v}") for v in (0, 1))

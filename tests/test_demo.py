@@ -24,7 +24,7 @@ def test_gpt2_tiny_twenty_steps(tmp_path):
     assert "tokenizer" in checkpoint["TextData"]  # the tokenizer travels with the weights
     assert (run / "config.yaml").exists() and (run / "loss.png").exists()
     assert (tmp_path / "runs" / "gpt2-tiny" / "latest").resolve() == run.resolve()
-    report = result.stdout[result.stdout.index("radford fit: 20 steps of gpt2-tiny"):].splitlines()
+    report = result.stdout[result.stdout.index("radford fit: 20 steps of gpt2-tiny") :].splitlines()
     rows = dict(line.split(maxsplit=1) for line in report[1:])
     assert rows["checkpoint"] == "runs/gpt2-tiny/version_0/checkpoints/last.ckpt"
     assert rows["next"].startswith("radford generate --checkpoint runs/gpt2-tiny/latest/checkpoints/last.ckpt")

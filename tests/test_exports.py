@@ -28,8 +28,12 @@ TEXTS = [
     "",
 ]
 # transformers' class for each kind, and the model radford exports it with (GPT-1's tokenizer with GPT-1).
-KINDS = {"gpt2": ("GPT2Tokenizer", GPT), "gpt1": ("OpenAIGPTTokenizer", GPT1), "char": ("TokenizersBackend", GPT),
-         "bpe": ("GPT2Tokenizer", GPT)}
+KINDS = {
+    "gpt2": ("GPT2Tokenizer", GPT),
+    "gpt1": ("OpenAIGPTTokenizer", GPT1),
+    "char": ("TokenizersBackend", GPT),
+    "bpe": ("GPT2Tokenizer", GPT),
+}
 
 
 def stdlib_text() -> str:

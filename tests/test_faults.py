@@ -84,8 +84,9 @@ def test_sigterm_saves_a_checkpoint_that_resumes(tmp_path, small_corpus):
     step = torch.load(saved, weights_only=True)["global_step"]
     assert step >= 2 and f"at step {step};" in last
 
-    resumed = radford_cli(*fit_args(small_corpus, "--trainer.max_steps", str(step + 2), "--ckpt_path", str(saved)),
-                          cwd=tmp_path)
+    resumed = radford_cli(
+        *fit_args(small_corpus, "--trainer.max_steps", str(step + 2), "--ckpt_path", str(saved)), cwd=tmp_path
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     with open(tmp_path / "runs" / "gpt2-tiny" / "version_1" / "metrics.csv") as file:
         trained = [int(row["step"]) for row in csv.DictReader(file) if row.get("train_loss")]
@@ -105,10 +106,25 @@ class SlowSteps(L.Callback):
 @pytest.mark.slow
 def test_a_second_ctrl_c_aborts_with_status_130(tmp_path):
     (tmp_path / "tiny.yaml").write_text(TINY)
-    command = [sys.executable, "-m", "radford.cli", "fit", "--recipe", "tiny.yaml", "--trainer.max_steps", "1000",
-               "--trainer.callbacks+=tests.test_faults.SlowSteps"]
-    process = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "radford.cli",
+        "fit",
+        "--recipe",
+        "tiny.yaml",
+        "--trainer.max_steps",
+        "1000",
+        "--trainer.callbacks+=tests.test_faults.SlowSteps",
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not (tmp_path / "runs" / "tiny" / "latest").exists() and time.monotonic() < deadline:  # a step is done
         time.sleep(0.1)
@@ -123,9 +139,11 @@ def test_a_second_ctrl_c_aborts_with_status_130(tmp_path):
 @pytest.mark.slow
 def test_nan_loss_stops_naming_the_step_and_the_last_good_checkpoint(tmp_path, small_corpus):
     (tmp_path / "run.yaml").write_text(RUN)
-    result = radford_cli(*fit_args(small_corpus, "--trainer.max_steps", "10",
-                                   "--trainer.callbacks+=tests.test_faults.PoisonWeights"),
-                         cwd=tmp_path, pythonpath=ROOT)
+    result = radford_cli(
+        *fit_args(small_corpus, "--trainer.max_steps", "10", "--trainer.callbacks+=tests.test_faults.PoisonWeights"),
+        cwd=tmp_path,
+        pythonpath=ROOT,
+    )
     line = one_error_line(result)
     saved = tmp_path / "runs" / "gpt2-tiny" / "version_0" / "checkpoints" / "last.ckpt"
     assert line == f"radford: error: the loss is nan at step 3; stopped: the last good checkpoint is {saved}"
@@ -146,11 +164,25 @@ def test_truncated_and_foreign_checkpoints_are_one_line(workdir, small_corpus, c
 
 @pytest.mark.slow
 def test_resuming_with_changed_model_arguments_names_those_the_checkpoint_keeps(workdir, small_corpus, checkpoint):
-    result = radford_cli(*fit_args(small_corpus, "--model.init_args.n_embd", "64", "--model.init_args.n_head", "4",
-                                   "--trainer.max_steps", "5", "--ckpt_path", str(checkpoint)), cwd=workdir)
+    result = radford_cli(
+        *fit_args(
+            small_corpus,
+            "--model.init_args.n_embd",
+            "64",
+            "--model.init_args.n_head",
+            "4",
+            "--trainer.max_steps",
+            "5",
+            "--ckpt_path",
+            str(checkpoint),
+        ),
+        cwd=workdir,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert (f"radford: resuming from {checkpoint}: the model keeps the checkpoint's settings: n_embd 32 (recipe: 64), "
-            "n_head 2 (recipe: 4)\n") in result.stderr
+    assert (
+        f"radford: resuming from {checkpoint}: the model keeps the checkpoint's settings: n_embd 32 (recipe: 64), "
+        "n_head 2 (recipe: 4)\n"
+    ) in result.stderr
 
 
 @pytest.mark.slow
@@ -174,8 +206,19 @@ def test_resuming_reads_the_checkpoint_once(workdir, small_corpus, checkpoint, m
 
     monkeypatch.setattr(torch, "load", counted)
     monkeypatch.chdir(workdir)
-    main(fit_args(small_corpus, "--model.init_args.n_layer", "2", "--trainer.max_steps", "5", "--ckpt_path",
-                  str(checkpoint), "--trainer.enable_progress_bar", "false"))
+    main(
+        fit_args(
+            small_corpus,
+            "--model.init_args.n_layer",
+            "2",
+            "--trainer.max_steps",
+            "5",
+            "--ckpt_path",
+            str(checkpoint),
+            "--trainer.enable_progress_bar",
+            "false",
+        )
+    )
     assert reads == [checkpoint]
     resumed = max((workdir / "runs" / "gpt2-tiny").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
     assert load(resumed / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 5  # it did resume

@@ -30,12 +30,27 @@ def write_jsonl(path: Path, records: list[dict]) -> str:
     return str(path)
 
 
-def tiny_model(task: str = "classification", num_classes: int = 2, lm_coef: float = 0.5, post_norm: bool = False,
-               vocab_size: int = V) -> GPTFineTune:
+def tiny_model(
+    task: str = "classification",
+    num_classes: int = 2,
+    lm_coef: float = 0.5,
+    post_norm: bool = False,
+    vocab_size: int = V,
+) -> GPTFineTune:
     torch.manual_seed(0)
-    model = GPTFineTune(task=task, num_classes=num_classes, vocab_size=vocab_size, block_size=32, n_layer=2,
-                        n_head=2, n_embd=16, post_norm=post_norm, dropout=0.0, classifier_dropout=0.0,
-                        lm_coef=lm_coef)
+    model = GPTFineTune(
+        task=task,
+        num_classes=num_classes,
+        vocab_size=vocab_size,
+        block_size=32,
+        n_layer=2,
+        n_head=2,
+        n_embd=16,
+        post_norm=post_norm,
+        dropout=0.0,
+        classifier_dropout=0.0,
+        lm_coef=lm_coef,
+    )
     return model.eval()
 
 
@@ -53,8 +68,11 @@ def batch_of(sequences: list[list[list[int]]], labels: list | None = None) -> di
         ("classification", {"text": "ab", "label": 1}, [[2, 0, 1, 4]]),
         ("entailment", {"premise": "ab", "hypothesis": "b", "label": 0}, [[2, 0, 1, 3, 1, 4]]),
         ("similarity", {"text_a": "a", "text_b": "bb", "label": 0.5}, [[2, 0, 3, 1, 1, 4], [2, 1, 1, 3, 0, 4]]),
-        ("multiple_choice", {"context": "ab", "choices": ["a", "bb"], "label": 1},
-         [[2, 0, 1, 3, 0, 4], [2, 0, 1, 3, 1, 1, 4]]),
+        (
+            "multiple_choice",
+            {"context": "ab", "choices": ["a", "bb"], "label": 1},
+            [[2, 0, 1, 3, 0, 4], [2, 0, 1, 3, 1, 1, 4]],
+        ),
     ],
 )
 def test_task_data_builds_the_papers_sequences(tmp_path, task, record, expected):
@@ -65,7 +83,7 @@ def test_task_data_builds_the_papers_sequences(tmp_path, task, record, expected)
     assert batch["lengths"][0].tolist() == [len(s) for s in expected]
     for j, sequence in enumerate(expected):
         assert batch["input_ids"][0, j, : len(sequence)].tolist() == sequence
-        assert (batch["input_ids"][0, j, len(sequence):] == PAD_ID).all()
+        assert (batch["input_ids"][0, j, len(sequence) :] == PAD_ID).all()
     assert batch["labels"].tolist() == [record["label"]]
 
 
@@ -161,8 +179,9 @@ def test_lm_coef_adds_exactly_that_fraction_of_the_lm_loss():
     # The LM loss is the next-token cross-entropy over real tokens only: padding is neither input nor target.
     logits = with_lm.gpt(torch.tensor([[START, 5, 6, 7, EXTRACT], [START, 8, EXTRACT, 0, 0]]))
     targets = torch.tensor([[5, 6, 7, EXTRACT], [8, EXTRACT, -100, -100]])
-    assert torch.allclose(on["lm_loss"], torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1),
-                                                                             targets.flatten()), atol=1e-6)
+    assert torch.allclose(
+        on["lm_loss"], torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), targets.flatten()), atol=1e-6
+    )
 
 
 def test_warmup_then_linear_decay_to_zero():
@@ -173,20 +192,40 @@ def test_warmup_then_linear_decay_to_zero():
 @pytest.mark.parametrize(
     ("task", "records", "num_classes", "metrics"),
     [
-        ("classification", [{"text": t, "label": i % 2} for i, t in enumerate(["ab", "ba", "aab", "bba", "b"])], 2,
-         {"val_acc", "val_f1", "val_mcc", "val_loss"}),
-        ("similarity", [{"text_a": t, "text_b": "ab", "label": i / 4} for i, t in enumerate(["a", "b", "ab", "ba"])],
-         1, {"val_pearson", "val_spearman", "val_loss"}),
-        ("multiple_choice", [{"context": "ab", "choices": ["a", "b", "ab"][: 2 + i % 2], "label": i % 2}
-                             for i in range(5)], 2, {"val_acc", "val_loss"}),
+        (
+            "classification",
+            [{"text": t, "label": i % 2} for i, t in enumerate(["ab", "ba", "aab", "bba", "b"])],
+            2,
+            {"val_acc", "val_f1", "val_mcc", "val_loss"},
+        ),
+        (
+            "similarity",
+            [{"text_a": t, "text_b": "ab", "label": i / 4} for i, t in enumerate(["a", "b", "ab", "ba"])],
+            1,
+            {"val_pearson", "val_spearman", "val_loss"},
+        ),
+        (
+            "multiple_choice",
+            [{"context": "ab", "choices": ["a", "b", "ab"][: 2 + i % 2], "label": i % 2} for i in range(5)],
+            2,
+            {"val_acc", "val_loss"},
+        ),
     ],
 )
 def test_validation_logs_the_tasks_metrics(tmp_path, quiet_trainer, task, records, num_classes, metrics):
     path = write_jsonl(tmp_path / "data.jsonl", records)
     data = TaskData(Char(), task=task, train=path, val=path, predict=path, batch_size=2)
     torch.manual_seed(0)
-    model = GPTFineTune(task=task, num_classes=num_classes, vocab_size=data.vocab_size, block_size=16, n_layer=1,
-                        n_head=2, n_embd=16, post_norm=False)
+    model = GPTFineTune(
+        task=task,
+        num_classes=num_classes,
+        vocab_size=data.vocab_size,
+        block_size=16,
+        n_layer=1,
+        n_head=2,
+        n_embd=16,
+        post_norm=False,
+    )
     trainer = quiet_trainer()
     logged = trainer.validate(model, data)[0]
     assert set(logged) == metrics
@@ -252,8 +291,16 @@ def test_demo_fits_and_predict_writes_one_line_per_input(tmp_path):
     checkpoint = tmp_path / "runs" / "finetune-demo" / "version_0" / "checkpoints" / "last.ckpt"
     texts = ["Run the event loop until the future is done.", "Parse a MIME message.", "Log a warning."]
     inputs = write_jsonl(tmp_path / "inputs.jsonl", [{"text": t} for t in texts])
-    result = radford_cli("predict", "--recipe", "finetune-demo", "--ckpt_path", str(checkpoint),
-                         "--data.init_args.predict", inputs, cwd=tmp_path)
+    result = radford_cli(
+        "predict",
+        "--recipe",
+        "finetune-demo",
+        "--ckpt_path",
+        str(checkpoint),
+        "--data.init_args.predict",
+        inputs,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
     assert [line["text"] for line in lines] == texts

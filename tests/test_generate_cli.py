@@ -27,8 +27,17 @@ def gpt2_files(shared_data: Path) -> Path:
 def hf(tmp_path_factory, gpt2_files) -> tuple[GPT2LMHeadModel, Path]:
     """A small random GPT-2 on GPT-2's real vocabulary, saved as a Hugging Face folder with its tokenizer files."""
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=50257, n_positions=64, n_layer=2, n_head=2, n_embd=32,
-                        activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    config = GPT2Config(
+        vocab_size=50257,
+        n_positions=64,
+        n_layer=2,
+        n_head=2,
+        n_embd=32,
+        activation_function="gelu_new",
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
     model = GPT2LMHeadModel(config).eval()
     folder = tmp_path_factory.mktemp("hf-gpt2")
     model.save_pretrained(folder)
@@ -44,10 +53,11 @@ def test_greedy_text_is_transformers_greedy(hf):
     prompt_ids = torch.tensor([tokenizer.encode(PROMPT)])
     # No end-of-text stop, as radford generate, which writes every token asked for.
     expected = model.generate(prompt_ids, max_new_tokens=24, do_sample=False, eos_token_id=None, pad_token_id=0)
-    result = radford_cli("generate", "--checkpoint", str(folder), "--prompt", PROMPT, "--temperature", "0",
-                         "--max_new_tokens", "24")
+    result = radford_cli(
+        "generate", "--checkpoint", str(folder), "--prompt", PROMPT, "--temperature", "0", "--max_new_tokens", "24"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout == PROMPT + tokenizer.decode(expected[0, prompt_ids.shape[1]:].tolist()) + "\n"
+    assert result.stdout == PROMPT + tokenizer.decode(expected[0, prompt_ids.shape[1] :].tolist()) + "\n"
     assert "24 tokens in" in result.stderr and "tokens/s" in result.stderr
 
 

@@ -22,14 +22,27 @@ RADFORD_CLASS = {"gpt2": GPT, "openai-gpt": GPT1}
 def random_config(seed: int) -> dict:
     rng = random.Random(seed)
     n_head = rng.randint(2, 4)
-    return dict(vocab_size=rng.randint(50, 300), block_size=rng.randint(16, 64), n_layer=rng.randint(1, 3),
-                n_head=n_head, n_embd=n_head * rng.choice([4, 8, 16]))
+    return dict(
+        vocab_size=rng.randint(50, 300),
+        block_size=rng.randint(16, 64),
+        n_layer=rng.randint(1, 3),
+        n_head=n_head,
+        n_embd=n_head * rng.choice([4, 8, 16]),
+    )
 
 
 def hf_model(config: dict, family: str = "gpt2") -> GPT2LMHeadModel | OpenAIGPTLMHeadModel:
-    sizes = dict(vocab_size=config["vocab_size"], n_positions=config["block_size"], n_layer=config["n_layer"],
-                 n_head=config["n_head"], n_embd=config["n_embd"], resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                 layer_norm_epsilon=1e-5)
+    sizes = dict(
+        vocab_size=config["vocab_size"],
+        n_positions=config["block_size"],
+        n_layer=config["n_layer"],
+        n_head=config["n_head"],
+        n_embd=config["n_embd"],
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        layer_norm_epsilon=1e-5,
+    )
     if family == "gpt2":
         hf = GPT2LMHeadModel(GPT2Config(**sizes, activation_function="gelu_new"))
     else:
@@ -95,8 +108,7 @@ def test_loads_checkpoint_saved_without_lm_head_with_buffers(family):
     # OpenAI's weights on the hub: saved from GPT2Model/OpenAIGPTModel, so no "transformer." prefix and no
     # lm_head, and, from older transformers, causal-mask and position buffers.
     hf = hf_model(TINY, family)
-    sd = {key.removeprefix("transformer."): value for key, value in hf.state_dict().items()
-          if key != "lm_head.weight"}
+    sd = {key.removeprefix("transformer."): value for key, value in hf.state_dict().items() if key != "lm_head.weight"}
     sd["h.0.attn.bias"] = torch.ones(1, 1, 16, 16)
     sd["position_ids"] = torch.arange(16)
     model = RADFORD_CLASS[family](**TINY).eval()
@@ -104,11 +116,14 @@ def test_loads_checkpoint_saved_without_lm_head_with_buffers(family):
     assert_same_logits(model, hf, TINY)
 
 
-@pytest.mark.parametrize(("family", "model_type", "match"), [
-    ("gpt2", "gpt-3", "unknown model_type 'gpt-3'; choose from: gpt2, openai-gpt"),
-    ("gpt2", "openai-gpt", "model_type 'openai-gpt' does not fit these weights, which are 'gpt2'"),
-    ("openai-gpt", "gpt2", "model_type 'gpt2' does not fit these weights, which are 'openai-gpt'"),
-])
+@pytest.mark.parametrize(
+    ("family", "model_type", "match"),
+    [
+        ("gpt2", "gpt-3", "unknown model_type 'gpt-3'; choose from: gpt2, openai-gpt"),
+        ("gpt2", "openai-gpt", "model_type 'openai-gpt' does not fit these weights, which are 'gpt2'"),
+        ("openai-gpt", "gpt2", "model_type 'gpt2' does not fit these weights, which are 'openai-gpt'"),
+    ],
+)
 def test_export_rejects_wrong_model_type(family, model_type, match):
     with pytest.raises(RadfordError, match=match):
         state_dict_to_hf(RADFORD_CLASS[family](**TINY).state_dict(), model_type=model_type)
@@ -136,8 +151,7 @@ def test_num_parameters_counts_tied_embedding_once():
 
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)`")
 def test_optimizer_decays_matrices_only_and_schedules_warmup_then_cosine():
-    model = GPT(**TINY, learning_rate=1e-3, min_learning_rate=1e-4, weight_decay=0.1, warmup_steps=10,
-                decay_steps=110)
+    model = GPT(**TINY, learning_rate=1e-3, min_learning_rate=1e-4, weight_decay=0.1, warmup_steps=10, decay_steps=110)
     config = model.configure_optimizers()
     optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
     assert config["lr_scheduler"]["interval"] == "step"
@@ -161,8 +175,7 @@ def test_optimizer_decays_matrices_only_and_schedules_warmup_then_cosine():
 
 def test_overfits_a_fixed_batch():
     torch.manual_seed(0)
-    model = GPT(**TINY, learning_rate=3e-3, min_learning_rate=3e-3, weight_decay=0.0, warmup_steps=5,
-                decay_steps=100)
+    model = GPT(**TINY, learning_rate=3e-3, min_learning_rate=3e-3, weight_decay=0.0, warmup_steps=5, decay_steps=100)
     x = torch.randint(TINY["vocab_size"], (4, TINY["block_size"]))
     y = torch.randint(TINY["vocab_size"], (4, TINY["block_size"]))
     config = model.configure_optimizers()
@@ -183,10 +196,13 @@ def test_rejects_input_longer_than_block_size():
         GPT(**TINY)(torch.zeros(1, 17, dtype=torch.long))
 
 
-@pytest.mark.parametrize(("override", "match"), [
-    (dict(n_embd=30, n_head=4), "n_embd \\(30\\).*n_head \\(4\\)"),
-    (dict(n_layer=0), "n_layer must be positive, got 0"),
-])
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        (dict(n_embd=30, n_head=4), "n_embd \\(30\\).*n_head \\(4\\)"),
+        (dict(n_layer=0), "n_layer must be positive, got 0"),
+    ],
+)
 def test_rejects_bad_config(override, match):
     with pytest.raises(RadfordError, match=match):
         GPT(**{**TINY, **override})
@@ -217,11 +233,36 @@ def test_trainer_fits_and_reports_token_weighted_validation(quiet_trainer):
 def test_gpt1_is_gpt_with_the_papers_defaults():
     gpt, gpt1 = inspect.signature(GPT).parameters, inspect.signature(GPT1).parameters
     assert list(gpt1) == list(gpt)  # every argument, so GPT1 differs in defaults only
-    assert {name: gpt1[name].default for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd",
-            "dropout", "post_norm", "learning_rate", "min_learning_rate", "weight_decay", "betas",
-            "warmup_steps")} == dict(vocab_size=40478, block_size=512, n_layer=12, n_head=12, n_embd=768,
-                                     dropout=0.1, post_norm=True, learning_rate=2.5e-4, min_learning_rate=0.0,
-                                     weight_decay=0.01, betas=(0.9, 0.999), warmup_steps=2000)
+    assert {
+        name: gpt1[name].default
+        for name in (
+            "vocab_size",
+            "block_size",
+            "n_layer",
+            "n_head",
+            "n_embd",
+            "dropout",
+            "post_norm",
+            "learning_rate",
+            "min_learning_rate",
+            "weight_decay",
+            "betas",
+            "warmup_steps",
+        )
+    } == dict(
+        vocab_size=40478,
+        block_size=512,
+        n_layer=12,
+        n_head=12,
+        n_embd=768,
+        dropout=0.1,
+        post_norm=True,
+        learning_rate=2.5e-4,
+        min_learning_rate=0.0,
+        weight_decay=0.01,
+        betas=(0.9, 0.999),
+        warmup_steps=2000,
+    )
     with torch.device("meta"):  # shapes only: no memory, no init time
         model = GPT1()
     assert model.hparams.post_norm and model.hparams.vocab_size == 40478
@@ -287,7 +328,7 @@ def greedy_reference(model: GPT, ids: torch.Tensor, n: int) -> torch.Tensor:
     start = ids.shape[1]
     with torch.no_grad():
         for _ in range(n):
-            next_ids = model(ids[:, -model.hparams.block_size:])[:, -1].argmax(-1)
+            next_ids = model(ids[:, -model.hparams.block_size :])[:, -1].argmax(-1)
             ids = torch.cat([ids, next_ids[:, None]], dim=1)
     return ids[:, start:]
 
@@ -300,8 +341,14 @@ def test_greedy_generation_matches_transformers(family, use_cache):
     hf = hf_model(config, family)
     model = converted(hf, config, family)
     prompt = torch.randint(config["vocab_size"], (2, 7))
-    expected = hf.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False, max_new_tokens=25,
-                           pad_token_id=0, eos_token_id=None)[:, 7:]
+    expected = hf.generate(
+        prompt,
+        attention_mask=torch.ones_like(prompt),
+        do_sample=False,
+        max_new_tokens=25,
+        pad_token_id=0,
+        eos_token_id=None,
+    )[:, 7:]
     assert expected.shape == (2, 25)
     got = tokens(model.generate(prompt, 25, temperature=0, use_cache=use_cache))
     assert torch.equal(got, expected)
@@ -376,15 +423,18 @@ def test_generation_runs_in_eval_mode_and_restores_training_mode():
     assert not got.is_inference() and not first.is_inference()  # ordinary tensors a caller may train on
 
 
-@pytest.mark.parametrize(("prompt", "kwargs", "match"), [
-    (torch.zeros(1, 0, dtype=torch.long), {}, "at least one token, got shape \\(1, 0\\)"),
-    (torch.zeros(3, dtype=torch.long), {}, "input_ids must be \\(batch, time\\).*got shape \\(3,\\)"),
-    (None, dict(max_new_tokens=-1), "max_new_tokens must be >= 0, got -1"),
-    (None, dict(temperature=-0.5), "temperature must be >= 0 \\(0 is greedy\\), got -0.5"),
-    (None, dict(top_k=0), "top_k must be >= 1 or None, got 0"),
-    (None, dict(top_p=0.0), "top_p must be in \\(0, 1\\] or None, got 0.0"),
-    (None, dict(top_p=1.5), "top_p must be in \\(0, 1\\] or None, got 1.5"),
-])
+@pytest.mark.parametrize(
+    ("prompt", "kwargs", "match"),
+    [
+        (torch.zeros(1, 0, dtype=torch.long), {}, "at least one token, got shape \\(1, 0\\)"),
+        (torch.zeros(3, dtype=torch.long), {}, "input_ids must be \\(batch, time\\).*got shape \\(3,\\)"),
+        (None, dict(max_new_tokens=-1), "max_new_tokens must be >= 0, got -1"),
+        (None, dict(temperature=-0.5), "temperature must be >= 0 \\(0 is greedy\\), got -0.5"),
+        (None, dict(top_k=0), "top_k must be >= 1 or None, got 0"),
+        (None, dict(top_p=0.0), "top_p must be in \\(0, 1\\] or None, got 0.0"),
+        (None, dict(top_p=1.5), "top_p must be in \\(0, 1\\] or None, got 1.5"),
+    ],
+)
 def test_generate_rejects_bad_arguments_when_called(prompt, kwargs, match):
     prompt = torch.zeros(1, 3, dtype=torch.long) if prompt is None else prompt
     with pytest.raises(RadfordError, match=match):

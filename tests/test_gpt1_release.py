@@ -31,8 +31,14 @@ def shapes_of(n_vocab: int, n_ctx: int, n_embd: int, n_layer: int) -> list[list[
     return [[n_ctx, n], [n_vocab, n], *block * n_layer]
 
 
-def write_release(folder: Path, n_vocab: int = N_VOCAB, n_ctx: int = N_CTX, n_embd: int = N_EMBD,
-                  n_layer: int = N_LAYER, seed: int = 0) -> None:
+def write_release(
+    folder: Path,
+    n_vocab: int = N_VOCAB,
+    n_ctx: int = N_CTX,
+    n_embd: int = N_EMBD,
+    n_layer: int = N_LAYER,
+    seed: int = 0,
+) -> None:
     """Random weights, large enough that every layer matters, flattened, concatenated and cut into ten shards."""
     rng = np.random.default_rng(seed)
     shapes = shapes_of(n_vocab, n_ctx, n_embd, n_layer)
@@ -94,8 +100,11 @@ def _attn(q, k, v):
 def block(x, p, n_head):
     c_attn_w, c_attn_b, c_proj_w, c_proj_b, ln_1_g, ln_1_b, c_fc_w, c_fc_b, mlp_proj_w, mlp_proj_b, ln_2_g, ln_2_b = p
     q, k, v = np.split(conv1d(x, c_attn_w, c_attn_b), 3, 2)
-    a = conv1d(merge_heads(_attn(split_heads(q, n_head), split_heads(k, n_head, k=True), split_heads(v, n_head))),
-               c_proj_w, c_proj_b)
+    a = conv1d(
+        merge_heads(_attn(split_heads(q, n_head), split_heads(k, n_head, k=True), split_heads(v, n_head))),
+        c_proj_w,
+        c_proj_b,
+    )
     n = _norm(x + a, ln_1_g, ln_1_b)
     m = conv1d(gelu(conv1d(n, c_fc_w, c_fc_b)), mlp_proj_w, mlp_proj_b)
     return _norm(n + m, ln_2_g, ln_2_b)

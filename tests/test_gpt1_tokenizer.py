@@ -27,7 +27,7 @@ SAMPLES = [
     "Café naïve FAÇADE, Ελληνικά, Русский, 日本語のテキスト, 中文字符 😀",  # accents stripped; CJK and emoji are <unk>
     "many   spaces\n\n\nnewlines\t\ttabs \t \n  trailing   ",
     "numbers 1234567890 3.14159 1,000,000 007 x2y #hashtag @user http://example.com/a?b=c",
-    "\"Quoted,\" she said -- and left... (Or did she?) [citation needed] {braces} <angle> & ampersand",
+    '"Quoted," she said -- and left... (Or did she?) [citation needed] {braces} <angle> & ampersand',
     "<unk> written in the text, and <UNK>",
     "control\x00 characters\x07 and \ufeff a BOM",
     "",
@@ -85,8 +85,15 @@ def test_vocabulary_is_gpt1s(gpt1):
 
 def test_every_layout_is_gpt1s(gpt1, release, hf_folder, tmp_path):
     gpt1.save(tmp_path / "saved")
-    paths = [release, release / "vocab_40000.bpe", release / "encoder_bpe_40000.json", hf_folder,
-             hf_folder / "merges.txt", tmp_path / "saved", tmp_path / "saved" / "tokenizer.json"]
+    paths = [
+        release,
+        release / "vocab_40000.bpe",
+        release / "encoder_bpe_40000.json",
+        hf_folder,
+        hf_folder / "merges.txt",
+        tmp_path / "saved",
+        tmp_path / "saved" / "tokenizer.json",
+    ]
     for path in paths:
         for loaded in (from_files(path), GPT1BPE(str(path))):
             assert type(loaded) is GPT1BPE, path
@@ -146,6 +153,8 @@ def test_finetuning_special_tokens_follow_the_40478(oracle, model_folder, tmp_pa
     start, extract = 40478, 40480  # [start] and [extract]: the first ids past GPT-1's vocabulary
     rows = zip(batch["input_ids"][:, 0], batch["lengths"][:, 0], batch["labels"], strict=True)
     seen = {(tuple(row[:length].tolist()), int(label)) for row, length, label in rows}
-    expected = {((start, *oracle(record["text"], add_special_tokens=False)["input_ids"], extract), record["label"])
-                for record in records}
+    expected = {
+        ((start, *oracle(record["text"], add_special_tokens=False)["input_ids"], extract), record["label"])
+        for record in records
+    }
     assert seen == expected

@@ -16,9 +16,14 @@ ROWS = ["eager fp32", "bf16-mixed", "bf16-mixed + compile", "FSDP2, 1 device, bf
 
 @pytest.mark.slow
 def test_gpu_check_runs_on_cpu_with_tiny_models():
-    result = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--cpu", "--tiny", "--steps", "8"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=900,
-                            env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
+    result = subprocess.run(
+        [sys.executable, "benchmarks/gpu_check.py", "--cpu", "--tiny", "--steps", "8"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     table = [line for line in result.stdout.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert len(table) == len(ROWS)

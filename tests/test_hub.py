@@ -54,8 +54,7 @@ def save_gpt(folder: Path, model_type: str, seed: int = 0) -> None:
     """A random tiny transformers GPT-2 or OpenAI GPT saved with save_pretrained, with a char tokenizer."""
     torch.manual_seed(seed)
     if model_type == "gpt2":
-        model = transformers.GPT2LMHeadModel(transformers.GPT2Config(**GPT_SIZES, bos_token_id=None,
-                                                                     eos_token_id=None))
+        model = transformers.GPT2LMHeadModel(transformers.GPT2Config(**GPT_SIZES, bos_token_id=None, eos_token_id=None))
     else:
         model = transformers.OpenAIGPTLMHeadModel(transformers.OpenAIGPTConfig(**GPT_SIZES))
     model.save_pretrained(folder)
@@ -67,10 +66,26 @@ def save_gpt(folder: Path, model_type: str, seed: int = 0) -> None:
 def save_clip(folder: Path) -> None:
     torch.manual_seed(0)
     config = transformers.CLIPConfig(
-        text_config=dict(vocab_size=99, hidden_size=32, intermediate_size=96, num_hidden_layers=1,
-                         num_attention_heads=4, max_position_embeddings=16, eos_token_id=98),
-        vision_config=dict(hidden_size=48, intermediate_size=160, num_hidden_layers=1, num_attention_heads=4,
-                           image_size=32, patch_size=8, layer_norm_eps=1e-5), projection_dim=24)
+        text_config=dict(
+            vocab_size=99,
+            hidden_size=32,
+            intermediate_size=96,
+            num_hidden_layers=1,
+            num_attention_heads=4,
+            max_position_embeddings=16,
+            eos_token_id=98,
+        ),
+        vision_config=dict(
+            hidden_size=48,
+            intermediate_size=160,
+            num_hidden_layers=1,
+            num_attention_heads=4,
+            image_size=32,
+            patch_size=8,
+            layer_norm_eps=1e-5,
+        ),
+        projection_dim=24,
+    )
     transformers.CLIPModel(config).save_pretrained(folder)
 
 
@@ -80,23 +95,35 @@ def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
     assert all(torch.equal(sa[key], sb[key]) for key in sa)
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("gpt2", ("gpt2", None)),
-    ("openai-community/openai-gpt", ("openai-community/openai-gpt", None)),
-    ("openai/clip-vit-base-patch32@main", ("openai/clip-vit-base-patch32", "main")),
-    ("org/name@" + COMMIT, ("org/name", COMMIT)),
-    ("EleutherAI/gpt-neo-1.3B", ("EleutherAI/gpt-neo-1.3B", None)),
-    # Paths: a checkpoint file, more than one folder, relative and home paths, names the hub refuses.
-    ("last.ckpt", None), ("runs/last.ckpt", None), ("models/gpt2/model.safetensors", None), ("a/b/c", None),
-    ("./gpt2", None), ("~/gpt2", None), ("/models/gpt2", None), ("-gpt2", None), ("org/na..me", None),
-    ("org--x/name", None), ("", None),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("gpt2", ("gpt2", None)),
+        ("openai-community/openai-gpt", ("openai-community/openai-gpt", None)),
+        ("openai/clip-vit-base-patch32@main", ("openai/clip-vit-base-patch32", "main")),
+        ("org/name@" + COMMIT, ("org/name", COMMIT)),
+        ("EleutherAI/gpt-neo-1.3B", ("EleutherAI/gpt-neo-1.3B", None)),
+        # Paths: a checkpoint file, more than one folder, relative and home paths, names the hub refuses.
+        ("last.ckpt", None),
+        ("runs/last.ckpt", None),
+        ("models/gpt2/model.safetensors", None),
+        ("a/b/c", None),
+        ("./gpt2", None),
+        ("~/gpt2", None),
+        ("/models/gpt2", None),
+        ("-gpt2", None),
+        ("org/na..me", None),
+        ("org--x/name", None),
+        ("", None),
+    ],
+)
 def test_hub_id_rule(name, expected):
     assert hub.parse(name) == expected
 
 
-@pytest.mark.parametrize(("repo_id", "model_type", "cls"), [("gpt2", "gpt2", GPT),
-                                                             ("openai-community/openai-gpt", "openai-gpt", GPT1)])
+@pytest.mark.parametrize(
+    ("repo_id", "model_type", "cls"), [("gpt2", "gpt2", GPT), ("openai-community/openai-gpt", "openai-gpt", GPT1)]
+)
 def test_gpt_by_hub_id_equals_the_folder_load(hub_cache, tmp_path, repo_id, model_type, cls):
     folder = tmp_path / "folder"
     save_gpt(folder, model_type)
@@ -121,8 +148,9 @@ def test_revision_and_local_folders_first(hub_cache, tmp_path, monkeypatch):
     other = "f" * 40
     save_gpt(snapshot(hub_cache, "gpt2"), "gpt2", seed=0)
     save_gpt(snapshot(hub_cache, "gpt2", ref="v2", commit=other), "gpt2", seed=1)
-    main_branch, tagged, by_commit = (read_weights(name).state_dict["transformer.wte.weight"]
-                                      for name in ("gpt2", "gpt2@v2", f"gpt2@{other}"))
+    main_branch, tagged, by_commit = (
+        read_weights(name).state_dict["transformer.wte.weight"] for name in ("gpt2", "gpt2@v2", f"gpt2@{other}")
+    )
     assert torch.equal(tagged, by_commit) and not torch.equal(main_branch, tagged)
     # A folder of that name in the working directory is read, not the hub's.
     monkeypatch.chdir(tmp_path)
@@ -132,8 +160,11 @@ def test_revision_and_local_folders_first(hub_cache, tmp_path, monkeypatch):
 
 
 def test_offline_and_not_cached_is_one_line(hub_cache):
-    with pytest.raises(RadfordError, match=r"^org/missing is not in the Hugging Face cache .* HF_HUB_OFFLINE forbids "
-                                           r"downloading it: .*give the path of a model folder"):
+    with pytest.raises(
+        RadfordError,
+        match=r"^org/missing is not in the Hugging Face cache .* HF_HUB_OFFLINE forbids "
+        r"downloading it: .*give the path of a model folder",
+    ):
         radford.load("org/missing")
     save_gpt(snapshot(hub_cache, "gpt2"), "gpt2")
     with pytest.raises(RadfordError, match=r"^gpt2@v9 is not in the Hugging Face cache"):
@@ -188,23 +219,34 @@ def test_download_fetches_configs_then_one_weights_file(tmp_path, monkeypatch):
     assert calls[0][:3] == ("snapshot", "org/name", "v1")
     assert {"config.json", "open_clip_config.json", "tokenizer.json", "vocab.json", "merges.txt"} <= set(calls[0][3])
     assert not any(name.endswith((".bin", ".safetensors")) for name in calls[0][3])
-    assert calls[1:] == [("file", "org/name", "model.safetensors", COMMIT),
-                         ("file", "org/name", "pytorch_model.bin", COMMIT)]
+    assert calls[1:] == [
+        ("file", "org/name", "model.safetensors", COMMIT),
+        ("file", "org/name", "pytorch_model.bin", COMMIT),
+    ]
     calls.clear()
     assert hub.download("org/name", "v1") == folder  # cached weights: nothing more to fetch
     assert [call[0] for call in calls] == ["snapshot"]
 
 
-@pytest.mark.parametrize(("error", "expected"), [
-    (lambda: errors.LocalEntryNotFoundError("connection refused"),
-     r"^cannot download org/name@v1 from the Hugging Face hub \(no network\?\) and it is not cached: or give the "
-     r"path of a model folder \(`hf download org/name --local-dir DIR`"),
-    (lambda: errors.RepositoryNotFoundError("404", response=_not_found()),
-     r"^org/name@v1 is neither a local path nor a model on the Hugging Face hub"),
-    (lambda: errors.RevisionNotFoundError("404", response=_not_found()),
-     r"^org/name has no revision 'v1' on the Hugging Face hub$"),
-    (lambda: errors.GatedRepoError("403", response=_not_found()), r"^org/name@v1 is a gated model"),
-])
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (
+            lambda: errors.LocalEntryNotFoundError("connection refused"),
+            r"^cannot download org/name@v1 from the Hugging Face hub \(no network\?\) and it is not cached: "
+            r"or give the path of a model folder \(`hf download org/name --local-dir DIR`",
+        ),
+        (
+            lambda: errors.RepositoryNotFoundError("404", response=_not_found()),
+            r"^org/name@v1 is neither a local path nor a model on the Hugging Face hub",
+        ),
+        (
+            lambda: errors.RevisionNotFoundError("404", response=_not_found()),
+            r"^org/name has no revision 'v1' on the Hugging Face hub$",
+        ),
+        (lambda: errors.GatedRepoError("403", response=_not_found()), r"^org/name@v1 is a gated model"),
+    ],
+)
 def test_hub_errors_are_one_line(monkeypatch, error, expected):
     """Online (the hub client mocked, as it fails without network or for an unknown id)."""
     import huggingface_hub
@@ -237,10 +279,12 @@ def test_tokenizer_paths_take_hub_ids(hub_cache, shared_data):
         (gpt1 / name).write_bytes((shared_data / "assets" / "gpt1" / name).read_bytes())
     clip = snapshot(hub_cache, "openai/clip-vit-base-patch32")
     (clip / "bpe_simple_vocab_16e6.txt.gz").write_bytes(
-        (shared_data / "assets" / "clip" / "bpe_simple_vocab_16e6.txt.gz").read_bytes())
+        (shared_data / "assets" / "clip" / "bpe_simple_vocab_16e6.txt.gz").read_bytes()
+    )
     text = "Karen was assigned a roommate her first year of college."
     assert GPT2BPE("openai-community/gpt2").encode(text) == GPT2BPE(str(gpt2)).encode(text)
     assert from_files("openai-community/gpt2").encode(text) == GPT2BPE(str(gpt2)).encode(text)
     assert GPT1BPE("openai-community/openai-gpt").encode(text) == GPT1BPE(str(gpt1)).encode(text)
     assert CLIPTokenizer("openai/clip-vit-base-patch32").encode(text) == CLIPTokenizer(
-        str(clip / "bpe_simple_vocab_16e6.txt.gz")).encode(text)
+        str(clip / "bpe_simple_vocab_16e6.txt.gz")
+    ).encode(text)

@@ -95,7 +95,8 @@ def test_csv_in_both_layouts(tmp_path):
         pixels, read_labels = read_csv(tmp_path / name)
         assert np.array_equal(pixels, images) and read_labels.tolist() == labels.tolist()
     assert [b.shape for b in batches(str(tmp_path / "first.csv"), image_size=32, channels=1, batch_size=4)] == [
-        (4, 1, 32, 32)]
+        (4, 1, 32, 32)
+    ]
 
 
 def test_csv_errors_are_one_line(tmp_path):

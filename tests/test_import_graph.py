@@ -24,9 +24,9 @@ LAZY_IMPORTS = {
     ("radford", "__getattr__"): "`import radford` stays light: radford.load imports torch and Lightning on first use",
     ("radford.cli", "main"): "the training commands' LightningCLI (radford.lightning_cli) loads only when one runs",
     ("radford.commands.*", "*"): "`radford --help` imports every command module for its summary line, so a "
-                                 "command's heavy imports wait until it runs",
+    "command's heavy imports wait until it runs",
     ("radford.lightning_cli", "_lightning_cli_class"): "the recipe pre-pass reports a mistake in a recipe before "
-                                                        "torch and Lightning load",
+    "torch and Lightning load",
 }
 
 
@@ -44,7 +44,8 @@ def is_type_checking(node: ast.AST) -> bool:
         return False
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def imports(node: ast.AST, function: str | None = None) -> Iterator[tuple[ast.Import | ast.ImportFrom, str | None]]:
@@ -159,14 +160,18 @@ def test_radford_is_imported_in_functions_only_for_start_up_speed():
         for statement, function in imports(ast.parse(path.read_text(encoding="utf-8"))):
             imported = targets(module, statement)
             if function is not None and imported and not lazy_import_allowed(module, function):
-                hidden.append(f"{path.relative_to(SOURCE.parent)}:{statement.lineno} in {function}(): "
-                              f"{', '.join(sorted(imported))}")
-    assert not hidden, ("function-local imports of radford (import at module level, or justify in LAZY_IMPORTS):\n"
-                        + "\n".join(hidden))
+                hidden.append(
+                    f"{path.relative_to(SOURCE.parent)}:{statement.lineno} in {function}(): "
+                    f"{', '.join(sorted(imported))}"
+                )
+    assert not hidden, (
+        "function-local imports of radford (import at module level, or justify in LAZY_IMPORTS):\n" + "\n".join(hidden)
+    )
 
 
 def test_the_walk_resolves_relative_and_submodule_imports():
     """The graph's reading of import statements, checked on statements a module of radford could hold."""
+
     def read(module: str, source: str) -> set[str]:
         return {t for statement, _ in imports(ast.parse(source)) for t in targets(module, statement)}
 

@@ -20,6 +20,7 @@ from tests.helpers import error_line, radford_cli
 
 def reference_step(cell: MLSTMCell, x: torch.Tensor, c: torch.Tensor, h: torch.Tensor):
     """One step of the paper's equations, written out as OpenAI's encoder.py computes them."""
+
     def weight(name: str) -> torch.Tensor:
         w = getattr(cell, name)
         if not cell.weight_norm:
@@ -67,8 +68,14 @@ def test_cell_is_the_papers_equations_step_by_step(weight_norm):
 def test_backward_with_padding_and_fixed_units_matches_autograd():
     torch.manual_seed(1)
     B, T, H = 3, 6, 4
-    tensors = [torch.randn(B, T, 4 * H), torch.randn(B, T, H), torch.randn(H, 4 * H), torch.randn(H, H),
-               torch.randn(B, H), torch.randn(B, H)]
+    tensors = [
+        torch.randn(B, T, 4 * H),
+        torch.randn(B, T, H),
+        torch.randn(H, 4 * H),
+        torch.randn(H, H),
+        torch.randn(B, H),
+        torch.randn(B, H),
+    ]
     tensors = [t.double().requires_grad_() for t in tensors]
     mask = torch.rand(B, T) > 0.4
     fixed = {1: 0.5, 3: -2.0}
@@ -141,8 +148,17 @@ def test_generate_holds_a_fixed_unit(mlstm_checkpoint):
 
 
 def test_generate_cli_with_fix_unit(mlstm_checkpoint):
-    args = ["generate", "--checkpoint", str(mlstm_checkpoint), "--prompt", "Great", "--max_new_tokens", "20",
-            "--seed", "3"]
+    args = [
+        "generate",
+        "--checkpoint",
+        str(mlstm_checkpoint),
+        "--prompt",
+        "Great",
+        "--max_new_tokens",
+        "20",
+        "--seed",
+        "3",
+    ]
     plain, fixed = radford_cli(*args), radford_cli(*args, "--fix_unit", "7=-3", "--fix_unit", "2=0.5")
     assert plain.returncode == 0 and fixed.returncode == 0, plain.stderr[-2000:] + fixed.stderr[-2000:]
     assert plain.stdout.startswith("Great") and fixed.stdout.startswith("Great") and plain.stdout != fixed.stdout
@@ -150,10 +166,12 @@ def test_generate_cli_with_fix_unit(mlstm_checkpoint):
 
 @pytest.mark.parametrize(
     ("extra", "expected"),
-    [(["--fix_unit", "24=1"], ["unit 24", "0 to 23"]),
-     (["--fix_unit", "one=1"], ["--fix_unit", "INDEX=VALUE", "'one=1'"]),
-     (["--fix_unit", "3"], ["INDEX=VALUE", "'3'"]),
-     (["--no_cache"], ["--no_cache", "MLSTM"])],
+    [
+        (["--fix_unit", "24=1"], ["unit 24", "0 to 23"]),
+        (["--fix_unit", "one=1"], ["--fix_unit", "INDEX=VALUE", "'one=1'"]),
+        (["--fix_unit", "3"], ["INDEX=VALUE", "'3'"]),
+        (["--no_cache"], ["--no_cache", "MLSTM"]),
+    ],
     ids=["unit-out-of-range", "not-an-index", "no-value", "no-cache"],
 )
 def test_fix_unit_mistakes_are_one_line(mlstm_checkpoint, capsys, extra, expected):
@@ -167,10 +185,23 @@ def test_learns_review_text(shared_data, tmp_path):
     """mlstm-tiny, shrunk to 128 units and 60 steps, on the real Rotten Tomatoes snippets: from 8 bits per byte
     (uniform over 256) to below 4.2 on held-out text; then radford.load and generate read the checkpoint."""
     data = shared_data / "datasets" / "rotten_tomatoes_corpus_full.csv.bz2"
-    result = radford_cli("fit", "--recipe", "mlstm-tiny", "--data.init_args.sources", f"[{data}]",
-                         "--model.init_args.hidden_size", "128", "--trainer.max_steps", "60",
-                         "--trainer.val_check_interval", "60", "--trainer.limit_val_batches", "8", cwd=tmp_path,
-                         env={"OMP_NUM_THREADS": "1"})
+    result = radford_cli(
+        "fit",
+        "--recipe",
+        "mlstm-tiny",
+        "--data.init_args.sources",
+        f"[{data}]",
+        "--model.init_args.hidden_size",
+        "128",
+        "--trainer.max_steps",
+        "60",
+        "--trainer.val_check_interval",
+        "60",
+        "--trainer.limit_val_batches",
+        "8",
+        cwd=tmp_path,
+        env={"OMP_NUM_THREADS": "1"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "runs" / "mlstm-tiny" / "version_0"
     with open(run / "metrics.csv", newline="") as file:

@@ -18,8 +18,15 @@ from radford.models.mlstm import MLSTM
 from radford.tokenizers.bytes import ByteTokenizer
 
 VOCAB, EMBEDDING, HIDDEN = 256, 8, 16
-TEXTS = ["demo!", "A gob of drivel &amp; so sickly sweet,\neven the eager consumers will retch.", "", "Crème brûlée",
-         "  One long string of cliches.  ", "x" * 30, "It's a charming and often affecting journey."]
+TEXTS = [
+    "demo!",
+    "A gob of drivel &amp; so sickly sweet,\neven the eager consumers will retch.",
+    "",
+    "Crème brûlée",
+    "  One long string of cliches.  ",
+    "x" * 30,
+    "It's a charming and often affecting journey.",
+]
 
 
 def write_release(folder: Path, seed: int = 0) -> list[np.ndarray]:
@@ -27,9 +34,20 @@ def write_release(folder: Path, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     normal = lambda *shape, scale=1.0: (rng.standard_normal(shape) * scale).astype(np.float32)  # noqa: E731
     gain = lambda n: rng.uniform(0.5, 1.5, n).astype(np.float32)  # noqa: E731
-    params = [normal(VOCAB, EMBEDDING), normal(EMBEDDING, 4 * HIDDEN), *[normal(HIDDEN, HIDDEN) for _ in range(4)],
-              normal(EMBEDDING, HIDDEN), normal(HIDDEN, HIDDEN), normal(4 * HIDDEN, scale=0.5), gain(4 * HIDDEN),
-              gain(4 * HIDDEN), gain(HIDDEN), gain(HIDDEN), normal(HIDDEN, VOCAB, scale=0.3), normal(VOCAB, scale=0.1)]
+    params = [
+        normal(VOCAB, EMBEDDING),
+        normal(EMBEDDING, 4 * HIDDEN),
+        *[normal(HIDDEN, HIDDEN) for _ in range(4)],
+        normal(EMBEDDING, HIDDEN),
+        normal(HIDDEN, HIDDEN),
+        normal(4 * HIDDEN, scale=0.5),
+        gain(4 * HIDDEN),
+        gain(4 * HIDDEN),
+        gain(HIDDEN),
+        gain(HIDDEN),
+        normal(HIDDEN, VOCAB, scale=0.3),
+        normal(VOCAB, scale=0.1),
+    ]
     folder.mkdir(parents=True, exist_ok=True)
     for i, array in enumerate(params):
         np.save(folder / f"{i}.npy", array)
@@ -116,8 +134,9 @@ class Encoder:
             xmb, mmb = batch_pad(xsubseq, nsubseq, self.nsteps)
             for batch in range(0, nsubseq, self.nbatch):
                 rows = slice(offset + batch, offset + batch + self.nbatch)
-                smb[:, rows, :] = self.model(xmb[batch : batch + self.nbatch], smb[:, rows, :],
-                                             mmb[batch : batch + self.nbatch])[0]
+                smb[:, rows, :] = self.model(
+                    xmb[batch : batch + self.nbatch], smb[:, rows, :], mmb[batch : batch + self.nbatch]
+                )[0]
         return smb[0, unsort_idxs, :]
 
 
@@ -188,6 +207,19 @@ def test_a_missing_file_is_not_this_format(tmp_path):
 
 def test_the_readme_commands_run_on_a_release(release, capsys):
     """radford generate with a held unit, on the folder as OpenAI ships it: the byte tokenizer comes with it."""
-    main(["generate", "--checkpoint", str(release), "--prompt", "This movie", "--max_new_tokens", "8",
-          "--fix_unit", "3=1.0", "--seed", "0"])
+    main(
+        [
+            "generate",
+            "--checkpoint",
+            str(release),
+            "--prompt",
+            "This movie",
+            "--max_new_tokens",
+            "8",
+            "--fix_unit",
+            "3=1.0",
+            "--seed",
+            "0",
+        ]
+    )
     assert capsys.readouterr().out.startswith("This movie")

@@ -27,19 +27,27 @@ from tests.test_clip import batch
 # activation and the text tower of open_clip's CustomTextCLIP; a GELU ViT of (height, width) sizes; a modified ResNet.
 CONFIGS = {
     "vit_wide_mlp_eps": dict(
-        embed_dim=24, quick_gelu=True, custom_text=True,
-        vision_cfg=dict(image_size=32, layers=2, width=52, head_width=13, mlp_ratio=4.9231, patch_size=8,
-                        norm_kwargs=dict(eps=1e-3)),
-        text_cfg=dict(context_length=16, vocab_size=99, width=32, heads=4, layers=2, mlp_ratio=3.0,
-                      norm_kwargs=dict(eps=1e-3))),
+        embed_dim=24,
+        quick_gelu=True,
+        custom_text=True,
+        vision_cfg=dict(
+            image_size=32, layers=2, width=52, head_width=13, mlp_ratio=4.9231, patch_size=8, norm_kwargs=dict(eps=1e-3)
+        ),
+        text_cfg=dict(
+            context_length=16, vocab_size=99, width=32, heads=4, layers=2, mlp_ratio=3.0, norm_kwargs=dict(eps=1e-3)
+        ),
+    ),
     "vit_gelu": dict(
         embed_dim=16,
         vision_cfg=dict(image_size=[28, 28], layers=1, width=40, head_width=8, patch_size=[7, 7]),
-        text_cfg=dict(context_length=12, vocab_size=64, width=24, heads=2, layers=3)),
+        text_cfg=dict(context_length=12, vocab_size=64, width=24, heads=2, layers=3),
+    ),
     "resnet": dict(
-        embed_dim=32, quick_gelu=True,
+        embed_dim=32,
+        quick_gelu=True,
         vision_cfg=dict(image_size=64, layers=[1, 2, 1, 1], width=16, patch_size=None),
-        text_cfg=dict(context_length=10, vocab_size=50, width=32, heads=4, layers=1)),
+        text_cfg=dict(context_length=10, vocab_size=50, width=32, heads=4, layers=1),
+    ),
 }
 
 
@@ -57,8 +65,13 @@ def open_clip():
         try:
             import torchvision  # noqa: F401
         except Exception:  # ImportError, or torchvision's RuntimeError when its compiled ops do not load
-            for name in ("torchvision", "torchvision.transforms", "torchvision.transforms.functional",
-                         "torchvision.ops", "torchvision.ops.misc"):
+            for name in (
+                "torchvision",
+                "torchvision.transforms",
+                "torchvision.transforms.functional",
+                "torchvision.ops",
+                "torchvision.ops.misc",
+            ):
                 stand_in = mock.MagicMock(name=name)
                 stand_in.__spec__ = importlib.machinery.ModuleSpec(name, None)
                 patch.setitem(sys.modules, name, stand_in)
@@ -134,12 +147,20 @@ def radford_folder(folder: Path, config: dict, custom_text: bool = False) -> Pat
     arch = architecture_from_open_clip({"model_cfg": config})
     model = CLIP("RN50" if isinstance(arch["vision_layers"], tuple) else "ViT-B/32", **arch)
     visual = ("visual.", "logit_scale")
-    tensors = {(key if not custom_text or key.startswith(visual) else f"text.{key}"): value.contiguous()
-               for key, value in model.state_dict().items()}
+    tensors = {
+        (key if not custom_text or key.startswith(visual) else f"text.{key}"): value.contiguous()
+        for key, value in model.state_dict().items()
+    }
     folder.mkdir(parents=True)
     save_file(tensors, folder / "open_clip_model.safetensors")
-    (folder / OPEN_CLIP_CONFIG).write_text(json.dumps({"model_cfg": dict(config, custom_text=custom_text),
-                                                       "preprocess_cfg": {"mean": [0.5] * 3, "std": [0.5] * 3}}))
+    (folder / OPEN_CLIP_CONFIG).write_text(
+        json.dumps(
+            {
+                "model_cfg": dict(config, custom_text=custom_text),
+                "preprocess_cfg": {"mean": [0.5] * 3, "std": [0.5] * 3},
+            }
+        )
+    )
     torch.save(model.state_dict(), folder / "expected.pt")
     return folder
 
@@ -170,17 +191,25 @@ def test_both_layouts_in_one_folder(tmp_path):
     assert HF_CLIP.detect(folder) and not OPEN_CLIP.detect(folder)
 
 
-@pytest.mark.parametrize(("change", "expected"), [
-    (dict(init_logit_bias=-10.0), "model_cfg sets init_logit_bias -10.0, which radford's CLIP does not compute"),
-    (dict(vision_cfg=dict(timm_model_name="vit_base_patch16_siglip_224")), "vision_cfg sets timm_model_name"),
-    (dict(text_cfg=dict(hf_model_name="xlm-roberta-base")), "text_cfg sets hf_model_name 'xlm-roberta-base'"),
-    (dict(text_cfg=dict(pool_type="last")), "text_cfg sets pool_type 'last'.*OpenAI's architecture: pool_type "
-                                            "'argmax'"),
-    (dict(vision_cfg=dict(ls_init_value=1e-5)), "vision_cfg sets ls_init_value 1e-05"),
-    (dict(vision_cfg=dict(rope=True)), "vision_cfg has the setting 'rope', which radford does not know; it reads: "),
-    (dict(vision_cfg=dict(image_size=[32, 24])), r"vision_cfg has image_size \[32, 24\]; radford's CLIP is square"),
-    (dict(text_cfg=dict(norm_kwargs=dict(eps=1e-6))), "vision tower layer norm eps 1e-05 and the text tower 1e-06"),
-])
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (dict(init_logit_bias=-10.0), "model_cfg sets init_logit_bias -10.0, which radford's CLIP does not compute"),
+        (dict(vision_cfg=dict(timm_model_name="vit_base_patch16_siglip_224")), "vision_cfg sets timm_model_name"),
+        (dict(text_cfg=dict(hf_model_name="xlm-roberta-base")), "text_cfg sets hf_model_name 'xlm-roberta-base'"),
+        (
+            dict(text_cfg=dict(pool_type="last")),
+            "text_cfg sets pool_type 'last'.*OpenAI's architecture: pool_type 'argmax'",
+        ),
+        (dict(vision_cfg=dict(ls_init_value=1e-5)), "vision_cfg sets ls_init_value 1e-05"),
+        (
+            dict(vision_cfg=dict(rope=True)),
+            "vision_cfg has the setting 'rope', which radford does not know; it reads: ",
+        ),
+        (dict(vision_cfg=dict(image_size=[32, 24])), r"vision_cfg has image_size \[32, 24\]; radford's CLIP is square"),
+        (dict(text_cfg=dict(norm_kwargs=dict(eps=1e-6))), "vision tower layer norm eps 1e-05 and the text tower 1e-06"),
+    ],
+)
 def test_configs_radford_cannot_compute_are_one_line(tmp_path, change, expected):
     folder = radford_folder(tmp_path / "m", CONFIGS["vit_gelu"])
     config = json.loads((folder / OPEN_CLIP_CONFIG).read_text())

@@ -72,7 +72,10 @@ def plugin_path(tmp_path_factory) -> Path:
     """One site folder with a working plugin (model, data, recipes) and a broken one, installed by pip."""
     site = tmp_path_factory.mktemp("site")
     install_plugin(
-        tmp_path_factory.mktemp("toy"), site, "radford-toy", "radford_toy",
+        tmp_path_factory.mktemp("toy"),
+        site,
+        "radford-toy",
+        "radford_toy",
         files={"__init__.py": PLUGIN_MODULE, "recipes/__init__.py": "", "recipes/toy-fit.yaml": TOY_RECIPE},
         entry_points={
             "radford.models": {"toy": "radford_toy:Toy", "gpt2": "radford_toy:Toy", "same": "radford_toy:Toy"},
@@ -83,7 +86,10 @@ def plugin_path(tmp_path_factory) -> Path:
         package_data={"radford_toy.recipes": ["*.yaml"]},
     )
     install_plugin(
-        tmp_path_factory.mktemp("broken"), site, "radford-broken", "radford_broken",
+        tmp_path_factory.mktemp("broken"),
+        site,
+        "radford-broken",
+        "radford_broken",
         files={"__init__.py": "import a_module_that_does_not_exist\n"},
         entry_points={"radford.models": {"broken": "radford_broken:Model", "same": "radford_broken:Model"}},
     )
@@ -132,7 +138,8 @@ def test_empty_switch_loads_built_ins_only(plugin_path):
     listing = parse_listing(radford_cli("plugins", pythonpath=plugin_path, env={SWITCH: ""}).stdout)
     states = {(name, distribution): state for rows in listing.values() for (name, distribution), state in rows.items()}
     assert {state for (_, distribution), state in states.items() if distribution != "radford"} == {
-        "disabled by RADFORD_PLUGINS"}
+        "disabled by RADFORD_PLUGINS"
+    }
     assert {state for (_, distribution), state in states.items() if distribution == "radford"} == {""}
     recipes = radford_cli("recipes", pythonpath=plugin_path, env={SWITCH: ""})
     assert "gpt2-tiny" in recipes.stdout and "toy-fit" not in recipes.stdout
@@ -144,7 +151,8 @@ def test_disabled_plugin_asked_for_names_the_switch(plugin_path, tmp_path):
     assert by_path.returncode == 2
     assert by_path.stderr.strip().splitlines() == [
         "radford: error: model 'toy' comes from radford-toy, which RADFORD_PLUGINS='' does not enable; "
-        "add it to RADFORD_PLUGINS or unset RADFORD_PLUGINS"]
+        "add it to RADFORD_PLUGINS or unset RADFORD_PLUGINS"
+    ]
     by_name = radford_cli("fit", "--recipe", "toy-fit", pythonpath=plugin_path, cwd=tmp_path, env={SWITCH: ""})
     assert by_name.returncode == 2
     assert "(RADFORD_PLUGINS disables the recipes of " in by_name.stderr and "radford-toy)" in by_name.stderr
@@ -196,9 +204,16 @@ def test_clash_between_third_parties_names_both(plugin_path, tmp_path):
 @pytest.mark.slow
 def test_broken_plugin_leaves_gpt2_tiny_training(plugin_path, tmp_path, small_corpus):
     result = radford_cli(
-        "fit", "--recipe", "gpt2-tiny", "--trainer.max_steps", "3", "--trainer.limit_val_batches", "0",
-        f"--data.init_args.sources=[{small_corpus}]", pythonpath=plugin_path, cwd=tmp_path,
+        "fit",
+        "--recipe",
+        "gpt2-tiny",
+        "--trainer.max_steps",
+        "3",
+        "--trainer.limit_val_batches",
+        "0",
+        f"--data.init_args.sources=[{small_corpus}]",
+        pythonpath=plugin_path,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "runs" / "gpt2-tiny" / "version_0" / "checkpoints" / "last.ckpt").exists()
-

@@ -43,8 +43,9 @@ def reviews(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def mlstm_checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
-    return save_checkpoint(MLSTM(hidden_size=32), tmp_path_factory.mktemp("mlstm") / "random.ckpt",
-                           ByteTokenizer().to_json())
+    return save_checkpoint(
+        MLSTM(hidden_size=32), tmp_path_factory.mktemp("mlstm") / "random.ckpt", ByteTokenizer().to_json()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -115,12 +116,17 @@ def test_probe_on_a_gpt(gpt, reviews, tmp_path, capsys):
 
 @pytest.mark.parametrize(
     ("contents", "extra", "expected"),
-    [('{"text": "a", "label": 1}\n{"text": "b", "label": 2}\n{"text": "c", "label": 3}\n', [],
-      ["exactly two classes", "found 3"]),
-     ('{"text": "a", "stars": 1}\n', [], ["line 1", "'label'", "text, stars"]),
-     ('{"text": "a", "label": 1}\n', ["--test_fraction", "1.5"], ["--test_fraction", "1.5"]),
-     ('{"text": "a", "label": 1}\n{"text": "b", "label": 2}\n', [], ["too few"]),
-     ("not json\n", [], ["line 1", "not JSON"])],
+    [
+        (
+            '{"text": "a", "label": 1}\n{"text": "b", "label": 2}\n{"text": "c", "label": 3}\n',
+            [],
+            ["exactly two classes", "found 3"],
+        ),
+        ('{"text": "a", "stars": 1}\n', [], ["line 1", "'label'", "text, stars"]),
+        ('{"text": "a", "label": 1}\n', ["--test_fraction", "1.5"], ["--test_fraction", "1.5"]),
+        ('{"text": "a", "label": 1}\n{"text": "b", "label": 2}\n', [], ["too few"]),
+        ("not json\n", [], ["line 1", "not JSON"]),
+    ],
     ids=["three-classes", "no-label", "fraction", "too-few", "not-json"],
 )
 def test_mistakes_are_one_line(mlstm_checkpoint, tmp_path, capsys, contents, extra, expected):

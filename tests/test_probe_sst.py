@@ -46,9 +46,11 @@ def small_splits(sst, tmp_path_factory) -> dict[str, Path]:
     read = lambda name: list(csv.DictReader(open(sst / name, encoding="utf-8")))  # noqa: E731, SIM115
     train, dev = read("train_binary_sent.csv"), read("dev_binary_sent.csv")
     folder = tmp_path_factory.mktemp("sst-small")
-    return {"train": write_rows(folder / "train_binary_sent.csv", train[:400]),
-            "dev": write_rows(folder / "dev_binary_sent.csv", dev[:100]),
-            "test": write_rows(folder / "test_binary_sent.csv", dev[100:250])}
+    return {
+        "train": write_rows(folder / "train_binary_sent.csv", train[:400]),
+        "dev": write_rows(folder / "dev_binary_sent.csv", dev[:100]),
+        "test": write_rows(folder / "test_binary_sent.csv", dev[100:250]),
+    }
 
 
 def probe(capsys, out: Path, *args: str) -> tuple[dict, str]:
@@ -102,15 +104,20 @@ def test_a_gpt1_release_is_probed_with_its_tokenizer(shared_data, small_splits, 
         shutil.copy(shared_data / "assets" / "gpt1" / name, folder / name)
     files = [str(small_splits[split]) for split in ("train", "dev", "test")]
     report, printed = probe(capsys, tmp_path / "out", "--checkpoint", str(folder), "--data", *files)
-    assert (report["model"], report["feature"], report["features"]) == ("GPT1", "final hidden state at the last token",
-                                                                        64)
+    assert (report["model"], report["feature"], report["features"]) == (
+        "GPT1",
+        "final hidden state at the last token",
+        64,
+    )
     assert report["test"] == 150 and "the final hidden state at the last token of GPT1 (gpt1)" in printed
 
 
 @pytest.mark.parametrize(
     ("layout", "expected"),
-    [({"train_a.csv": "train", "dev_a.csv": "dev", "dev_b.csv": "dev"}, ["one dev file", "dev_a.csv, dev_b.csv"]),
-     ({"train_a.csv": "train"}, ["one dev file", "beginning with dev or val"])],
+    [
+        ({"train_a.csv": "train", "dev_a.csv": "dev", "dev_b.csv": "dev"}, ["one dev file", "dev_a.csv, dev_b.csv"]),
+        ({"train_a.csv": "train"}, ["one dev file", "beginning with dev or val"]),
+    ],
     ids=["two-dev-files", "no-dev-file"],
 )
 def test_folder_mistakes_are_one_line(mlstm_release, small_splits, tmp_path, capsys, layout, expected):

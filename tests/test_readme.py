@@ -96,8 +96,13 @@ def named_outputs(commands: list[str]) -> set[str]:
 
 def copy_checkout(destination: Path) -> None:
     """The working tree's files that git tracks or would track, as a fresh clone of it, committed."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True,
-                            check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for relative in filter(None, listed):
         source = ROOT / relative
         if source.is_file():
@@ -124,22 +129,36 @@ def test_ci_runs_the_readme_test_command_exactly():
 def test_readme_commands_work_in_order_and_write_only_where_asked(tmp_path):
     checkout = tmp_path / "radford"
     copy_checkout(checkout)
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1",  # the session's token cache (conftest), shared
-                   "PYTHONPATH": os.pathsep.join([str(checkout), str(checkout / "plugins" / "radford-igpt")]),
-                   "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    environment = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",  # the session's token cache (conftest), shared
+        "PYTHONPATH": os.pathsep.join([str(checkout), str(checkout / "plugins" / "radford-igpt")]),
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    }
     environment.pop("RADFORD_RUN_DIR", None)
     steps = itertools.count(2, 2)
     chosen = [without_installs(command) for command in readme_commands() if not any(f in command for f in SKIPPED)]
     ran = [shortened(command, steps) for command in distinct(chosen)]
     for command in ran:
-        result = subprocess.run(["bash", "-c", command], cwd=checkout, env=environment, capture_output=True, text=True,
-                                timeout=300)
+        result = subprocess.run(
+            ["bash", "-c", command], cwd=checkout, env=environment, capture_output=True, text=True, timeout=300
+        )
         assert result.returncode == 0, f"{command}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
         assert "Traceback" not in result.stderr, f"{command}\n{result.stderr[-3000:]}"
-    status = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"], cwd=checkout,
-                            capture_output=True, text=True, check=True).stdout.splitlines()
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     named = named_outputs(ran)
-    written = [line for line in status if not line[3:].startswith(ALLOWED) and "__pycache__/" not in line
-               and not any(line[3:].startswith(path) for path in named)]
+    written = [
+        line
+        for line in status
+        if not line[3:].startswith(ALLOWED)
+        and "__pycache__/" not in line
+        and not any(line[3:].startswith(path) for path in named)
+    ]
     assert written == [], "written into the checkout unasked"
     assert (checkout / "runs" / "gpt2-tiny" / "latest" / "checkpoints" / "last.ckpt").is_file()

@@ -25,11 +25,14 @@ RECIPES = [recipe.path for recipe in recipes.list_recipes() if recipe.distributi
 BUNDLED = Path(__file__).resolve().parent.parent / "recipes"  # the source of radford's recipe folder
 EXAMPLES_PER_RECIPE = 3  # a fixed budget: CI time grows with it and with the recipes, not with luck
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
-                    st.text(max_size=12))
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6),
-                                                                                            inner, max_size=3),
-                      max_leaves=6)
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**6), 10**6), st.floats(allow_nan=True), st.text(max_size=12)
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
 
 
 def paths(tree: Any, prefix: tuple = ()) -> list[tuple]:
@@ -83,8 +86,12 @@ def run_cli(*args: str) -> tuple[int, str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("source", RECIPES, ids=[p.relative_to(BUNDLED).with_suffix("").as_posix() for p in RECIPES])
-@settings(max_examples=EXAMPLES_PER_RECIPE, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=EXAMPLES_PER_RECIPE,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(data=st.data())
 def test_a_broken_recipe_is_accepted_or_refused_in_one_line(tmp_path, source, data):
     path = tmp_path / "broken.yaml"

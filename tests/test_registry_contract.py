@@ -39,10 +39,28 @@ LOCAL_DATA = {
     "images": lambda corpus: ["--data.init_args.source", "digits"],
     "pairs": lambda corpus: ["--data.init_args.shapes_train", "8", "--data.init_args.shapes_val", "4"],
 }
-ONE_BATCH = ["--trainer.max_steps", "1", "--trainer.limit_val_batches", "0", "--trainer.limit_test_batches", "1",
-            "--trainer.num_sanity_val_steps", "0", "--trainer.logger", "false", "--trainer.enable_progress_bar",
-            "false", "--trainer.enable_model_summary", "false", "--trainer.accelerator", "cpu",
-            "--trainer.devices", "1", "--trainer.precision", "32-true"]
+ONE_BATCH = [
+    "--trainer.max_steps",
+    "1",
+    "--trainer.limit_val_batches",
+    "0",
+    "--trainer.limit_test_batches",
+    "1",
+    "--trainer.num_sanity_val_steps",
+    "0",
+    "--trainer.logger",
+    "false",
+    "--trainer.enable_progress_bar",
+    "false",
+    "--trainer.enable_model_summary",
+    "false",
+    "--trainer.accelerator",
+    "cpu",
+    "--trainer.devices",
+    "1",
+    "--trainer.precision",
+    "32-true",
+]
 TOLERANCE = 1e-6
 
 
@@ -135,8 +153,12 @@ def parameters(config: dict[str, Any], cls: type) -> float:
 def smallest_recipe(name: str) -> tuple[recipes.Recipe, dict[str, Any]]:
     """The recipe (a whole one: a model and a data module) naming the model with the fewest parameters."""
     plugin = registry.lookup("models", name)
-    naming = [(recipe, config) for recipe in recipes.list_recipes() for config in [composed(recipe)]
-              if "data" in config and section(config, "model")["class_path"] in (name, plugin.class_path)]
+    naming = [
+        (recipe, config)
+        for recipe in recipes.list_recipes()
+        for config in [composed(recipe)]
+        if "data" in config and section(config, "model")["class_path"] in (name, plugin.class_path)
+    ]
     assert naming, f"no recipe names model {name!r} ({plugin.distribution}): a plugin ships one that trains anywhere"
     cls = plugin.load()
     return min(naming, key=lambda found: (parameters(found[1], cls), found[0].name))
@@ -153,8 +175,10 @@ def overrides(config: dict[str, Any], model_class: type, corpus: Path, pretraine
     model, data = section(config, "model"), section(config, "data")
     args = [f"--model.init_args.{k}={v}" for k, v in accepted(model_class, SMALL_MODEL).items()]
     if data["class_path"] in registry.names("data"):
-        args += [f"--data.init_args.{k}={v}" for k, v in accepted(registry.lookup("data", data["class_path"]).load(),
-                                                                  SMALL_DATA).items()]
+        args += [
+            f"--data.init_args.{k}={v}"
+            for k, v in accepted(registry.lookup("data", data["class_path"]).load(), SMALL_DATA).items()
+        ]
         args += LOCAL_DATA.get(data["class_path"], lambda _: [])(corpus)
     # Pretrained weights, and the tokenizer read from beside them: the tiny checkpoint.
     if model["init_args"].get("pretrained"):
@@ -207,8 +231,7 @@ def forward_inputs(model: L.LightningModule, kept: dict[str, Any]) -> tuple[tupl
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_a_registered_model_trains_saves_and_loads_to_the_same_outputs(name, corpus, pretrained, tmp_path,
-                                                                       monkeypatch):
+def test_a_registered_model_trains_saves_and_loads_to_the_same_outputs(name, corpus, pretrained, tmp_path, monkeypatch):
     recipe, config = smallest_recipe(name)
     model_class = registry.lookup("models", name).load()
     # A model that trains nothing is scored instead: zeroshot has no training step.
@@ -230,8 +253,9 @@ def test_a_registered_model_trains_saves_and_loads_to_the_same_outputs(name, cor
     args, kwargs = forward_inputs(trained, kept)
     with torch.no_grad():
         expected, actual = trained(*args, **kwargs), loaded(*args, **kwargs)
-    torch.testing.assert_close(actual, expected, atol=TOLERANCE, rtol=0,
-                               msg=lambda m: f"{name} from {recipe.name}, reloaded: {m}")
+    torch.testing.assert_close(
+        actual, expected, atol=TOLERANCE, rtol=0, msg=lambda m: f"{name} from {recipe.name}, reloaded: {m}"
+    )
 
 
 def test_every_registered_model_is_checked():

@@ -137,8 +137,10 @@ def test_latest_and_ckpt_path_last_name_the_newest_fit(work, capsys):
     radford("fit", "--ckpt_path", "last", "--trainer.max_steps", "7")
     root = work / "runs" / "tiny"
     err = capsys.readouterr().err
-    assert "radford: --ckpt_path last: runs/tiny/version_0/checkpoints/last.ckpt, the latest checkpoint under " \
-           "runs/tiny" in err
+    assert (
+        "radford: --ckpt_path last: runs/tiny/version_0/checkpoints/last.ckpt, the latest checkpoint under "
+        "runs/tiny" in err
+    )
     assert (root / "latest").resolve() == (root / "version_1").resolve()
     assert torch.load(root / "version_1" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 7
     assert len(logged(root / "version_1", "train_loss")) == 2  # it resumed: two steps, 6 and 7
@@ -148,8 +150,9 @@ def test_ckpt_path_last_without_a_checkpoint(work, capsys):
     radford("fit", "--ckpt_path", "last")
     said = "radford: --ckpt_path last: no checkpoint under runs/tiny yet; training from step 0"
     assert said in capsys.readouterr().err
-    line = error_line(capsys, "validate", "--recipe", "tiny.yaml", "--trainer.default_root_dir", "empty",
-                      "--ckpt_path", "last")
+    line = error_line(
+        capsys, "validate", "--recipe", "tiny.yaml", "--trainer.default_root_dir", "empty", "--ckpt_path", "last"
+    )
     assert line == "radford: error: --ckpt_path last: no checkpoint under empty to validate; give its path"
 
 
@@ -163,10 +166,13 @@ def test_final_state_is_validated_and_saved(work):
     assert torch.load(run.parent / "version_1" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 5
 
 
-@pytest.mark.parametrize(("args", "says"), [
-    (("--model.init_args.fail_at_step", "0"), "radford: error: Tiny fails at step 0"),
-    (("--data.init_args.train", "0"), "radford: error: the run trained 0 steps: the training data gave no batch"),
-])
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--model.init_args.fail_at_step", "0"), "radford: error: Tiny fails at step 0"),
+        (("--data.init_args.train", "0"), "radford: error: the run trained 0 steps: the training data gave no batch"),
+    ],
+)
 def test_a_run_that_fails_before_its_first_step_leaves_no_folder(work, capsys, args, says):
     with pytest.raises(SystemExit) as stop:
         radford("fit", *args)
@@ -178,8 +184,10 @@ def test_a_run_that_fails_before_its_first_step_leaves_no_folder(work, capsys, a
 def test_a_finished_run_resumed_trains_nothing_and_says_so(work, capsys):
     radford("fit")
     line = error_line(capsys, "fit", "--recipe", "tiny.yaml", "--ckpt_path", "runs/tiny/latest/checkpoints/last.ckpt")
-    assert line == ("radford: error: the run trained 0 steps: it starts at step 5 and --trainer.max_steps is 5; "
-                    "raise max_steps to train on")
+    assert line == (
+        "radford: error: the run trained 0 steps: it starts at step 5 and --trainer.max_steps is 5; "
+        "raise max_steps to train on"
+    )
     assert runs.versions(work / "runs" / "tiny") == [work / "runs" / "tiny" / "version_0"]
 
 
@@ -226,9 +234,11 @@ def test_ranks_agree_on_the_folder(tmp_path, monkeypatch):
 
 def test_stale_writes_of_dead_runs_on_this_machine_are_swept(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    owners = {"version_0": f"{socket.gethostname()} {dead.stdout.strip()}",  # killed here: swept
-              "version_1": f"{socket.gethostname()} {os.getpid()}",  # alive: writing now
-              "version_2": f"other-host {dead.stdout.strip()}"}  # another machine's: cannot tell, kept
+    owners = {
+        "version_0": f"{socket.gethostname()} {dead.stdout.strip()}",  # killed here: swept
+        "version_1": f"{socket.gethostname()} {os.getpid()}",  # alive: writing now
+        "version_2": f"other-host {dead.stdout.strip()}",
+    }  # another machine's: cannot tell, kept
     for version, owner in owners.items():
         (tmp_path / version / "checkpoints").mkdir(parents=True)
         (tmp_path / version / runs.OWNER).write_text(owner)
@@ -255,8 +265,9 @@ def test_latest_is_a_file_where_links_are_not_allowed(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "symlink_to", lambda *args, **kwargs: (_ for _ in ()).throw(OSError("no links")))
     link = runs.point_latest(run)
     assert link.is_file() and link.read_text() == "version_0\n"
-    assert runs.resolve(str(tmp_path / "latest" / "checkpoints" / "last.ckpt")) == \
-        str(run / "checkpoints" / "last.ckpt")
+    assert runs.resolve(str(tmp_path / "latest" / "checkpoints" / "last.ckpt")) == str(
+        run / "checkpoints" / "last.ckpt"
+    )
     assert runs.run_of(tmp_path / "latest" / "checkpoints" / "last.ckpt") == run
 
 
@@ -266,14 +277,25 @@ def test_two_fits_started_together_end_in_two_folders(tmp_path):
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     environment.pop(runs.RUN_DIR_VARIABLE, None)
     command = [sys.executable, "-m", "radford.cli", "fit", "--recipe", "tiny.yaml"]
-    processes = [subprocess.Popen([*command, "--seed_everything", str(seed)], cwd=tmp_path, env=environment,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
+    processes = [
+        subprocess.Popen(
+            [*command, "--seed_everything", str(seed)],
+            cwd=tmp_path,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (1, 2)
+    ]
     for process in processes:
         assert process.wait(timeout=300) == 0, process.stderr.read()[-3000:]
     root = tmp_path / "runs" / "tiny"
     assert [p.name for p in runs.versions(root)] == ["version_0", "version_1"]
-    weights = [torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]["layer.bias"]
-               for run in runs.versions(root)]
+    weights = [
+        torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]["layer.bias"]
+        for run in runs.versions(root)
+    ]
     assert not torch.equal(*weights)  # each run's own checkpoint, not one overwritten by the other
     seeds = {(run / "config.yaml").read_text().split("seed_everything: ")[1].split()[0] for run in runs.versions(root)}
     assert seeds == {"1", "2"}

@@ -25,9 +25,23 @@ def checkpoint(tmp_path_factory) -> Path:
     before = os.getcwd()
     os.chdir(folder)  # radford fit writes runs/ in the working directory
     try:
-        main(["fit", "--recipe", "dcgan-digits", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
-              "--trainer.enable_progress_bar", "false", "--model.init_args.width", "8",
-              "--model.init_args.grid_size", "0"])
+        main(
+            [
+                "fit",
+                "--recipe",
+                "dcgan-digits",
+                "--trainer.max_epochs",
+                "1",
+                "--trainer.limit_train_batches",
+                "2",
+                "--trainer.enable_progress_bar",
+                "false",
+                "--model.init_args.width",
+                "8",
+                "--model.init_args.grid_size",
+                "0",
+            ]
+        )
     finally:
         os.chdir(before)
     return folder / "runs" / "dcgan-digits" / "version_0" / "checkpoints" / "last.ckpt"
@@ -53,8 +67,18 @@ def test_grid_of_samples(checkpoint, tmp_path, capsys):
 
 
 def test_interpolation_rows(checkpoint, tmp_path, capsys):
-    out = sample(capsys, "--checkpoint", str(checkpoint), "--out", str(tmp_path / "walk.png"), "--interpolate",
-                 "--num_samples", "3", "--steps", "5")
+    out = sample(
+        capsys,
+        "--checkpoint",
+        str(checkpoint),
+        "--out",
+        str(tmp_path / "walk.png"),
+        "--interpolate",
+        "--num_samples",
+        "3",
+        "--steps",
+        "5",
+    )
     assert "15 images" in out
     with Image.open(tmp_path / "walk.png") as walk:
         assert walk.size == grid_size(5, 3)

@@ -20,17 +20,39 @@ def test_scaffold_installs_passes_its_tests_and_trains(tmp_path, capsys):
     package = tmp_path / "radford-scaffolded"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["radford-scaffolded"]  # no staging folder left behind
     site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(site), str(package)], check=True, capture_output=True, text=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(package),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
 
-    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=package,
-                           env=env, capture_output=True, text=True, timeout=600)
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=package,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert tests.returncode == 0 and "2 passed" in tests.stdout, tests.stdout[-3000:]
 
     listing = radford_cli("plugins", "--check", pythonpath=site).stdout.splitlines()
     assert ["scaffolded", "radford-scaffolded", "radford_scaffolded.model:Scaffolded", "ok"] in [
-        line.split() for line in listing]
+        line.split() for line in listing
+    ]
     fit = radford_cli("fit", "--recipe", "scaffolded", "--trainer.max_steps", "3", pythonpath=site, cwd=tmp_path)
     assert fit.returncode == 0, fit.stderr[-2000:]
     assert (tmp_path / "runs" / "scaffolded" / "version_0" / "checkpoints" / "last.ckpt").is_file()

@@ -27,11 +27,20 @@ from radford.cli import main
 from radford.errors import RadfordError
 
 MODULE = "radford_marker_module"  # the module a crafted checkpoint names; importing it writes the marker
-HF_CONFIG = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": 16, "n_positions": 16,
-             "n_embd": 8, "n_layer": 1, "n_head": 1}
-FOREIGN_GLOBAL = ("radford/models/hf_folder.py read_hf_weights: catch pickle.UnpicklingError from torch.load("
-                  "weights_only=True) and raise a RadfordError naming the file (it holds pickled objects other than "
-                  "tensors: convert it to model.safetensors)")
+HF_CONFIG = {
+    "model_type": "gpt2",
+    "architectures": ["GPT2LMHeadModel"],
+    "vocab_size": 16,
+    "n_positions": 16,
+    "n_embd": 8,
+    "n_layer": 1,
+    "n_head": 1,
+}
+FOREIGN_GLOBAL = (
+    "radford/models/hf_folder.py read_hf_weights: catch pickle.UnpicklingError from torch.load("
+    "weights_only=True) and raise a RadfordError naming the file (it holds pickled objects other than "
+    "tensors: convert it to model.safetensors)"
+)
 
 
 class WritesMarker:
@@ -54,12 +63,14 @@ def evil_module(tmp_path, marker, monkeypatch) -> Iterator[str]:
     """A module on ``sys.path`` that writes the marker when imported, as an installed package with side effects."""
     site = tmp_path / "site"
     site.mkdir()
-    (site / f"{MODULE}.py").write_text(textwrap.dedent(f"""\
+    (site / f"{MODULE}.py").write_text(
+        textwrap.dedent(f"""\
         from pathlib import Path
         Path({str(marker)!r}).write_text("imported")
         class Model:
             pass
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(site))
     yield f"{MODULE}.Model"
     sys.modules.pop(MODULE, None)
@@ -79,8 +90,14 @@ def quiet_lightning():
 
 def importing_checkpoint(path: Path, class_path: str) -> Path:
     """A checkpoint naming ``class_path`` wherever a checkpoint names a class: radford's record and LightningCLI's."""
-    torch.save({"state_dict": {"weight": torch.zeros(2)}, "hyper_parameters": {"_class_path": class_path},
-                "radford": {"class_path": class_path, "tokenizer_state": None}}, path)
+    torch.save(
+        {
+            "state_dict": {"weight": torch.zeros(2)},
+            "hyper_parameters": {"_class_path": class_path},
+            "radford": {"class_path": class_path, "tokenizer_state": None},
+        },
+        path,
+    )
     return path
 
 
@@ -100,9 +117,23 @@ def ways_in(path: Path, tmp_path: Path, folder: bool = False) -> dict[str, Calla
     """Every way a checkpoint gets into radford, each a call that must end in one error line."""
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("abcdefgh ijklmnop\n" * 200)
-    fit = (["fit", "--recipe", "gpt2-tiny", "--data.init_args.tokenizer", "char", "--data.init_args.sources",
-            f"[{corpus}]", "--trainer.fast_dev_run", "1", "--model.init_args.pretrained", str(path)] if folder else
-           ["fit", "--recipe", "dcgan-digits", "--trainer.fast_dev_run", "1", "--ckpt_path", str(path)])
+    fit = (
+        [
+            "fit",
+            "--recipe",
+            "gpt2-tiny",
+            "--data.init_args.tokenizer",
+            "char",
+            "--data.init_args.sources",
+            f"[{corpus}]",
+            "--trainer.fast_dev_run",
+            "1",
+            "--model.init_args.pretrained",
+            str(path),
+        ]
+        if folder
+        else ["fit", "--recipe", "dcgan-digits", "--trainer.fast_dev_run", "1", "--ckpt_path", str(path)]
+    )
     return {
         "load": lambda: radford.load(path),
         "generate": lambda: main(["generate", "--checkpoint", str(path), "--prompt", "abc"]),
@@ -177,8 +208,9 @@ def test_a_foreign_global_in_pytorch_model_bin_never_runs(way, tmp_path, marker)
     runs_nothing(ways_in(folder, tmp_path, folder=True)[way], marker)
 
 
-@pytest.mark.parametrize("way", [pytest.param(way, marks=pytest.mark.xfail(strict=True, reason=FOREIGN_GLOBAL))
-                                 for way in WAYS])
+@pytest.mark.parametrize(
+    "way", [pytest.param(way, marks=pytest.mark.xfail(strict=True, reason=FOREIGN_GLOBAL)) for way in WAYS]
+)
 def test_a_foreign_global_in_pytorch_model_bin_is_refused_in_one_line(way, tmp_path, marker, capsys):
     folder = foreign_global_folder(tmp_path / "hf", marker)
     line = refused_in_one_line(ways_in(folder, tmp_path, folder=True)[way], capsys)

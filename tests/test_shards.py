@@ -45,8 +45,9 @@ def test_write_and_read_back(tmp_path):
 
 def test_resampling_is_endless_and_epochs_are_bounded(tmp_path):
     write_shards(numbers(6), str(tmp_path / "part-%03d.tar"), maxcount=3)
-    stream = read_shards(str(tmp_path / "part-{000..001}.tar"), caption, resample=True, batch_size=4,
-                         collate=list, batches_per_epoch=5)
+    stream = read_shards(
+        str(tmp_path / "part-{000..001}.tar"), caption, resample=True, batch_size=4, collate=list, batches_per_epoch=5
+    )
     batches = list(stream)
     assert len(batches) == 5 and all(len(b) == 4 for b in batches)  # 20 samples drawn from 6
 
@@ -56,10 +57,12 @@ def test_corrupt_sample_is_reported_in_one_line_and_skipped(tmp_path, caplog):
 
     good = io.BytesIO()
     Shapes("train", 1, image_size=32).image(0).save(good, format="PNG")
-    samples = [{"__key__": "good", "png": good.getvalue(), "txt": "a shape"},
-               {"__key__": "broken", "png": b"not an image", "txt": "oops"},
-               {"__key__": "nocaption", "png": good.getvalue()},
-               {"__key__": "alsogood", "png": good.getvalue(), "txt": "another shape"}]
+    samples = [
+        {"__key__": "good", "png": good.getvalue(), "txt": "a shape"},
+        {"__key__": "broken", "png": b"not an image", "txt": "oops"},
+        {"__key__": "nocaption", "png": good.getvalue()},
+        {"__key__": "alsogood", "png": good.getvalue(), "txt": "another shape"},
+    ]
     [shard] = write_shards(samples, str(tmp_path / "mixed-%03d.tar"))
     with caplog.at_level(logging.WARNING, logger="radford.data.shards"):
         decoded = list(read_shards(shard, DecodeSample(Preprocess(32))))
@@ -125,8 +128,16 @@ def test_pair_data_serves_tokenized_batches(source, shapes_csv, tmp_path):
     if source == "shards":
         write_pair_shards(shapes_csv, str(tmp_path / "train-%03d.tar"), maxcount=16)
         train = str(tmp_path / "train-{000..002}.tar")
-    data = PairData(train=train, val=train, tokenizer=CLIPTokenizer(vocab_size=530), image_size=32,
-                    context_length=16, batch_size=8, shuffle_buffer=16, samples_per_epoch=32)
+    data = PairData(
+        train=train,
+        val=train,
+        tokenizer=CLIPTokenizer(vocab_size=530),
+        image_size=32,
+        context_length=16,
+        batch_size=8,
+        shuffle_buffer=16,
+        samples_per_epoch=32,
+    )
     assert data.vocab_size == data.tokenizer.vocab_size  # learned from the captions
     data.setup("fit")
     pixels, ids = next(iter(data.train_dataloader()))
@@ -153,12 +164,17 @@ def test_pair_data_mistakes(tmp_path):
 def test_a_stream_in_which_nothing_decodes_stops_in_one_line(tmp_path, resample):
     """Captions stored under another extension (``.caption``): no sample has ``txt``. An endless resampled stream
     used to skip every sample for ever; it stops, naming the shards and the files the samples hold."""
-    write_shards([{"__key__": f"{i:04d}", "caption": "a shape", "png": b"x"} for i in range(6)],
-                 str(tmp_path / "part-%03d.tar"), maxcount=3)
-    stream = read_shards(str(tmp_path / "part-{000..001}.tar"), caption, resample=resample, batch_size=2,
-                         collate=list)
-    with pytest.raises(RadfordError, match=r"no sample of .*part-000.tar and 1 more decodes: the samples hold "
-                                           r"caption, png"):
+    write_shards(
+        [{"__key__": f"{i:04d}", "caption": "a shape", "png": b"x"} for i in range(6)],
+        str(tmp_path / "part-%03d.tar"),
+        maxcount=3,
+    )
+    stream = read_shards(str(tmp_path / "part-{000..001}.tar"), caption, resample=resample, batch_size=2, collate=list)
+    with pytest.raises(
+        RadfordError,
+        match=r"no sample of .*part-000.tar and 1 more decodes: the samples hold "
+        r"caption, png",
+    ):
         next(iter(stream))
 
 

@@ -37,8 +37,14 @@ class Recorder(L.Callback):
         self.values += [float(trainer.callback_metrics[name]) for name in self.names]
 
 
-def run(name: str, compiled: bool, quiet_trainer, max_steps: int = STEPS, ckpt_path: str | None = None,
-        save: Path | None = None) -> tuple[L.LightningModule, list[float]]:
+def run(
+    name: str,
+    compiled: bool,
+    quiet_trainer,
+    max_steps: int = STEPS,
+    ckpt_path: str | None = None,
+    save: Path | None = None,
+) -> tuple[L.LightningModule, list[float]]:
     """``max_steps`` of a tiny ``name`` model on fixed random data, eager or compiled (inductor)."""
     torch.manual_seed(0)
     if name == "gpt":
@@ -132,6 +138,7 @@ def test_float16_on_a_cpu_is_one_line():
 
 # -- Muon ----------------------------------------------------------------------------------------------------
 
+
 def test_muon_takes_the_blocks_matrices_and_adamw_the_rest():
     model = GPT(**TINY, optimizer="muon", muon_learning_rate=0.05)
     model.trainer = None  # decay_steps is set: the schedule does not ask a trainer
@@ -159,8 +166,9 @@ def test_muon_trains_and_resumes_exactly(quiet_trainer, tmp_path):
         torch.manual_seed(1)
         model, recorder = GPT(**TINY, optimizer="muon"), Recorder("train_loss")
         every_6 = ModelCheckpoint(tmp_path, "{step}", every_n_train_steps=6, save_top_k=-1)
-        trainer = quiet_trainer(max_steps=12, callbacks=[recorder, every_6], gradient_clip_val=1.0,
-                                enable_checkpointing=True)
+        trainer = quiet_trainer(
+            max_steps=12, callbacks=[recorder, every_6], gradient_clip_val=1.0, enable_checkpointing=True
+        )
         trainer.fit(model, loader, ckpt_path=ckpt_path)
         return model, recorder.values
 
@@ -178,6 +186,7 @@ def test_unknown_optimizer_is_one_line():
 
 
 # -- generation: the static cache --------------------------------------------------------------------------------
+
 
 def test_static_decode_step_equals_the_growing_cache():
     torch.manual_seed(0)

@@ -42,8 +42,16 @@ def shakespeare_path(shared_data: Path) -> Path:
 @pytest.fixture(scope="module")
 def python_text() -> str:
     """A few stdlib modules concatenated: ~150 KB of code, whose indentation leaves few safe cuts."""
-    names = ["json/__init__.py", "json/decoder.py", "json/encoder.py", "textwrap.py", "string.py", "shlex.py",
-             "fnmatch.py", "difflib.py"]
+    names = [
+        "json/__init__.py",
+        "json/decoder.py",
+        "json/encoder.py",
+        "textwrap.py",
+        "string.py",
+        "shlex.py",
+        "fnmatch.py",
+        "difflib.py",
+    ]
     return "".join((STDLIB_ROOT / name).read_text(encoding="utf-8") for name in names)
 
 
@@ -65,15 +73,23 @@ def write_files(root: Path, files: dict[str, str]) -> Path:
 @pytest.fixture
 def code_corpus(tmp_path: Path) -> Path:
     """A folder of the json package's modules (without its __pycache__): ~50 KB, nested one level."""
-    return write_files(tmp_path / "corpus", {
-        ("pkg/" if i % 2 else "") + path.name: path.read_text(encoding="utf-8") for i, path in enumerate(JSON_SOURCES)
-    })
+    return write_files(
+        tmp_path / "corpus",
+        {
+            ("pkg/" if i % 2 else "") + path.name: path.read_text(encoding="utf-8")
+            for i, path in enumerate(JSON_SOURCES)
+        },
+    )
 
 
 def char_data(sources, cache: Path, **settings) -> TextData:
     settings = {"block_size": 16, "batch_size": 4, **settings}
-    return TextData([str(s) for s in sources] if isinstance(sources, list) else str(sources),
-                    tokenizer=Char(), cache_dir=str(cache), **settings)
+    return TextData(
+        [str(s) for s in sources] if isinstance(sources, list) else str(sources),
+        tokenizer=Char(),
+        cache_dir=str(cache),
+        **settings,
+    )
 
 
 def forbid(monkeypatch: pytest.MonkeyPatch, cls: type, *methods: str) -> None:
@@ -107,14 +123,20 @@ def assert_same_batches(got: list, want: list) -> None:
 
 
 def test_resolve_file_folder_and_glob(tmp_path: Path) -> None:
-    root = write_files(tmp_path / "docs", {"a.txt": "a", "b.md": "b", "sub/c.txt": "c", "sub/deep/d.txt": "d",
-                                           ".hidden.txt": "h", "sub/.secret": "s"})
+    root = write_files(
+        tmp_path / "docs",
+        {"a.txt": "a", "b.md": "b", "sub/c.txt": "c", "sub/deep/d.txt": "d", ".hidden.txt": "h", "sub/.secret": "s"},
+    )
     assert corpus.resolve(str(root / "a.txt")) == [(root / "a.txt").resolve()]
     # A folder: every file below it, recursively, sorted, hidden files skipped.
     folder = corpus.resolve(str(root))
     assert folder == sorted(folder)
-    assert [p.relative_to(root.resolve()).as_posix() for p in folder] == ["a.txt", "b.md", "sub/c.txt",
-                                                                         "sub/deep/d.txt"]
+    assert [p.relative_to(root.resolve()).as_posix() for p in folder] == [
+        "a.txt",
+        "b.md",
+        "sub/c.txt",
+        "sub/deep/d.txt",
+    ]
     assert [p.name for p in corpus.resolve(str(root / "*.txt"))] == ["a.txt"]
     assert [p.name for p in corpus.resolve(str(root / "**" / "*.txt"))] == ["a.txt", "c.txt", "d.txt"]
     assert all(p.is_absolute() for p in folder)
@@ -202,8 +224,7 @@ def test_chunks_small_text_is_one_piece() -> None:
     assert corpus.chunks("ab \ncd\n ef\n\ngh", 1) == ["ab \ncd\n ef\n\ngh"]  # no cut next to whitespace
 
 
-def test_chunks_encode_like_the_whole_shakespeare(gpt2: Tokenizer, shakespeare_path: Path,
-                                                  small_bpe: BPE) -> None:
+def test_chunks_encode_like_the_whole_shakespeare(gpt2: Tokenizer, shakespeare_path: Path, small_bpe: BPE) -> None:
     play = shakespeare_path.read_text(encoding="utf-8")[:300_000]
     for tokenizer in (gpt2, small_bpe):
         pieces = check_chunks(tokenizer, play, 2000, min_pieces=100)
@@ -268,8 +289,9 @@ def test_cache_written_then_reused(code_corpus: Path, tmp_path: Path, monkeypatc
 
 
 @pytest.mark.parametrize("kind", ["char", "bpe"])
-def test_token_stream_is_documents_in_order(kind: str, code_corpus: Path, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_token_stream_is_documents_in_order(
+    kind: str, code_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(text, "ENCODE_BATCH", 2)  # flush often: order must survive many batches
     tokenizer = Char() if kind == "char" else BPE(vocab_size=300)
     data = TextData(str(code_corpus), tokenizer=tokenizer, block_size=16, batch_size=4, cache_dir=str(tmp_path / "c"))
@@ -288,8 +310,9 @@ def test_token_stream_is_documents_in_order(kind: str, code_corpus: Path, tmp_pa
         assert data.tokens[-1] == data.tokenizer.eot_id
 
 
-def test_token_stream_gpt2_long_documents(gpt2: Tokenizer, shakespeare_path: Path, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_token_stream_gpt2_long_documents(
+    gpt2: Tokenizer, shakespeare_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(text, "ENCODE_BATCH", 2)
     play = shakespeare_path.read_text(encoding="utf-8")[:200_000]
     assert len(corpus.chunks(play)) >= 3  # encoded in pieces, flushed part-way through the document
@@ -317,8 +340,9 @@ def test_large_vocabulary_uses_uint32(tmp_path: Path) -> None:
 # -- TextData: the tokenizer --------------------------------------------------------------------------
 
 
-def test_vocab_size_trains_and_caches_tokenizer(shakespeare_path: Path, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_vocab_size_trains_and_caches_tokenizer(
+    shakespeare_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache = tmp_path / "cache"
     data = char_data(shakespeare_path, cache)
     assert data.tokenizer.needs_training
@@ -339,8 +363,9 @@ def test_vocab_size_of_trained_bpe(code_corpus: Path, tmp_path: Path, monkeypatc
     assert TextData(str(code_corpus), tokenizer=BPE(vocab_size=300), cache_dir=str(tmp_path)).vocab_size == 300
 
 
-def test_state_dict_round_trips_tokenizer(code_corpus: Path, tmp_path: Path, small_bpe: BPE,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_state_dict_round_trips_tokenizer(
+    code_corpus: Path, tmp_path: Path, small_bpe: BPE, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sample = JSON_SOURCES[0].read_text(encoding="utf-8")[:5000]
     data = char_data(code_corpus, tmp_path / "cache")
     data.prepare_data()
@@ -400,8 +425,17 @@ def test_consecutive_windows_reach_the_last_token() -> None:
     assert x.tolist() == list(range(24, 32)) and y.tolist() == list(range(25, 33))
 
 
-@pytest.mark.parametrize("settings", [{"val_fraction": 0.0}, {"val_fraction": 1.0}, {"val_fraction": -0.1},
-                                      {"val_fraction": 1.5}, {"block_size": 0}, {"batch_size": 0}])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"val_fraction": 0.0},
+        {"val_fraction": 1.0},
+        {"val_fraction": -0.1},
+        {"val_fraction": 1.5},
+        {"block_size": 0},
+        {"batch_size": 0},
+    ],
+)
 def test_bad_settings_raise(settings: dict, tmp_path: Path) -> None:
     name = next(iter(settings))
     with pytest.raises(RadfordError, match=name):
@@ -495,8 +529,9 @@ def test_ranks_take_their_rows_of_the_global_batch() -> None:
 def test_train_dataloader_follows_trainer_rank_and_progress(code_corpus: Path, tmp_path: Path) -> None:
     data = char_data(code_corpus, tmp_path / "cache", block_size=16, batch_size=4, seed=3)
     progress = SimpleNamespace(total=SimpleNamespace(ready=7))
-    data.trainer = SimpleNamespace(global_rank=1, world_size=2,
-                                   fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(batch_progress=progress)))
+    data.trainer = SimpleNamespace(
+        global_rank=1, world_size=2, fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(batch_progress=progress))
+    )
     loader = data.train_dataloader()
     dataset = loader.dataset
     assert (dataset.rank, dataset.world_size, dataset.first_batch) == (1, 2, 7)
@@ -550,10 +585,12 @@ def test_loader_state_refuses_other_batches() -> None:
     json.dumps(saved)  # a checkpoint can hold it
     WindowLoader(RandomWindows(tokens, 4, 2, seed=1)).load_state_dict(saved)  # the same batches: fine
     WindowLoader(RandomWindows(tokens, 4, 2, seed=1)).load_state_dict({})  # a state without the keys: fine
-    for other, change in [(RandomWindows(tokens, 4, 2, seed=2), "seed 1 -> 2"),
-                          (RandomWindows(tokens, 4, 1, seed=1), "batch_size 2 -> 1"),
-                          (RandomWindows(tokens, 2, 2, seed=1), "block_size 4 -> 2"),
-                          (RandomWindows(np.arange(81, dtype=np.uint16), 4, 2, seed=1), "batches_per_epoch 5 -> 10"),
-                          (RandomWindows(tokens, 4, 1, seed=1, rank=1, world_size=2), "world_size 1 -> 2")]:
+    for other, change in [
+        (RandomWindows(tokens, 4, 2, seed=2), "seed 1 -> 2"),
+        (RandomWindows(tokens, 4, 1, seed=1), "batch_size 2 -> 1"),
+        (RandomWindows(tokens, 2, 2, seed=1), "block_size 4 -> 2"),
+        (RandomWindows(np.arange(81, dtype=np.uint16), 4, 2, seed=1), "batches_per_epoch 5 -> 10"),
+        (RandomWindows(tokens, 4, 1, seed=1, rank=1, world_size=2), "world_size 1 -> 2"),
+    ]:
         with pytest.raises(RadfordError, match=change):
             WindowLoader(other).load_state_dict(saved)

@@ -72,6 +72,7 @@ def test_meta_counts_equal_the_counts_of_the_real_model(name):
 
         def step() -> None:
             model(batch[0])[0].sum().backward()
+
     rng = torch.get_rng_state()
     counted = training_flops(model, batch)
     assert torch.equal(rng, torch.get_rng_state())  # counting draws no random numbers: runs stay reproducible
@@ -93,8 +94,13 @@ def test_units_by_batch_and_by_model():
 
 
 def test_compute_dtypes_and_compile_units():
-    assert [compute_dtype(p) for p in ("32-true", "bf16-mixed", "16-mixed", "64-true", "transformer-engine")] == \
-        [torch.float32, torch.bfloat16, torch.float16, torch.float64, torch.float32]
+    assert [compute_dtype(p) for p in ("32-true", "bf16-mixed", "16-mixed", "64-true", "transformer-engine")] == [
+        torch.float32,
+        torch.bfloat16,
+        torch.float16,
+        torch.float64,
+        torch.float32,
+    ]
     gpt = GPT(**TINY)
     assert compile_units(gpt) == list(gpt.transformer.h)
     dcgan = DCGAN(image_size=32, channels=1, width=8, grid_size=0)
@@ -131,8 +137,9 @@ def test_monitor_reports_rate_and_mfu_without_validation_time(monkeypatch, quiet
     peak = 1e9
     monitor = SpeedMonitor(window=3, peak_flops=peak)
     model = Model(**TINY)
-    trainer = quiet_trainer(max_steps=12, val_check_interval=5, num_sanity_val_steps=0, callbacks=[monitor],
-                            log_every_n_steps=1)
+    trainer = quiet_trainer(
+        max_steps=12, val_check_interval=5, num_sanity_val_steps=0, callbacks=[monitor], log_every_n_steps=1
+    )
     trainer.fit(model, loader, val)
 
     tokens = 4 * TINY["block_size"]  # a batch a second, validation left out
@@ -156,8 +163,10 @@ def test_cpu_peak_is_measured_and_cached():
     assert throughput.matmul_peak("cpu", torch.float32, torch.get_num_threads()) == first
 
 
-@pytest.mark.parametrize(("cores", "processes", "workers", "expected"),
-                         [(2, 1, 0, 2), (2, 2, 0, 1), (2, 1, 2, 1), (16, 2, 3, 5), (64, 8, 4, 4), (4, 8, 2, 1)])
+@pytest.mark.parametrize(
+    ("cores", "processes", "workers", "expected"),
+    [(2, 1, 0, 2), (2, 2, 0, 1), (2, 1, 2, 1), (16, 2, 3, 5), (64, 8, 4, 4), (4, 8, 2, 1)],
+)
 def test_thread_budget_never_oversubscribes(cores, processes, workers, expected):
     threads = thread_budget(processes, workers, cores)
     assert threads == expected
@@ -180,4 +189,3 @@ def test_thread_budget_callback_only_lowers(monkeypatch, quiet_trainer):
 def test_window_must_hold_two_batches():
     with pytest.raises(Exception, match="at least 2"):
         SpeedMonitor(window=1)
-

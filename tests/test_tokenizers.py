@@ -227,8 +227,10 @@ def clip() -> CLIPTokenizer:
 def test_lone_surrogate_is_one_line_naming_it(kind: str, request: pytest.FixtureRequest) -> None:
     """A str holding half a UTF-16 pair (what errors="surrogateescape" makes of a bad byte) is not text."""
     tokenizer: Tokenizer = ByteTokenizer() if kind == "bytes" else request.getfixturevalue(kind)
-    cases = [(tokenizer.encode, "to be \ud800 or not", r"'\\ud800' \(U\+D800\) at character 6"),
-             (tokenizer.encode_batch, ["to be", "or\udfff"], r"'\\udfff' \(U\+DFFF\) at character 2")]
+    cases = [
+        (tokenizer.encode, "to be \ud800 or not", r"'\\ud800' \(U\+D800\) at character 6"),
+        (tokenizer.encode_batch, ["to be", "or\udfff"], r"'\\udfff' \(U\+DFFF\) at character 2"),
+    ]
     for encode, text, where in cases:
         with pytest.raises(RadfordError, match="lone surrogate " + where) as error:
             encode(text)

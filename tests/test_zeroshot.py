@@ -54,8 +54,9 @@ def save_hf_model(model_type: str, tokenizer: BPE, folder: Path) -> Path:
     config_class, model_class = HF_MODELS[model_type]
     torch.manual_seed(0)
     # A wide init, so the predictions are far from uniform and a wrong context shows in the loss.
-    config = config_class(vocab_size=tokenizer.vocab_size, n_positions=128, n_embd=32, n_layer=2, n_head=2,
-                          initializer_range=0.3)
+    config = config_class(
+        vocab_size=tokenizer.vocab_size, n_positions=128, n_embd=32, n_layer=2, n_head=2, initializer_range=0.3
+    )
     model_class(config).save_pretrained(folder)
     tokenizer.save(folder)
     return folder
@@ -113,8 +114,9 @@ def test_token_bytes_add_up_to_the_text(bpe: BPE) -> None:
 # -- windows over a whole stream ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("length", "block_size", "stride"), [(33, 8, None), (35, 8, None), (35, 8, 3), (5, 8, None),
-                                                              (40, 8, 8), (40, 8, 1)])
+@pytest.mark.parametrize(
+    ("length", "block_size", "stride"), [(33, 8, None), (35, 8, None), (35, 8, 3), (5, 8, None), (40, 8, 8), (40, 8, 1)]
+)
 def test_strided_windows_score_every_target_once(length: int, block_size: int, stride: int | None) -> None:
     tokens = np.arange(length, dtype=np.uint16) + 100
     windows = StridedWindows(tokens, block_size, stride)
@@ -138,8 +140,9 @@ def test_strided_windows_score_every_target_once(length: int, block_size: int, s
 
 
 def test_text_data_tests_the_whole_stream(text_file: Path, bpe: BPE, tmp_path: Path) -> None:
-    data = TextData(str(text_file), tokenizer=bpe, block_size=8, batch_size=4, test_split="all",
-                    cache_dir=str(tmp_path))
+    data = TextData(
+        str(text_file), tokenizer=bpe, block_size=8, batch_size=4, test_split="all", cache_dir=str(tmp_path)
+    )
     data.prepare_data()  # few tokens are enough to evaluate: no check for training splits
     labels = torch.cat([y for _, y in data.test_dataloader()])
     stream = bpe.encode(TEXT) + [bpe.eot_id]
@@ -149,12 +152,15 @@ def test_text_data_tests_the_whole_stream(text_file: Path, bpe: BPE, tmp_path: P
         held_out.prepare_data()
 
 
-@pytest.mark.parametrize(("settings", "message"), [
-    ({"test_split": "everything"}, "test_split must be 'held_out' or 'all', got 'everything'"),
-    ({"test_stride": 4}, "test_stride 4 needs test_split 'all'"),
-    ({"test_split": "all", "test_stride": 9}, "1 <= test_stride <= block_size"),
-    ({"test_split": "all", "test_stride": 0}, "1 <= test_stride <= block_size"),
-])
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"test_split": "everything"}, "test_split must be 'held_out' or 'all', got 'everything'"),
+        ({"test_stride": 4}, "test_stride 4 needs test_split 'all'"),
+        ({"test_split": "all", "test_stride": 9}, "1 <= test_stride <= block_size"),
+        ({"test_split": "all", "test_stride": 0}, "1 <= test_stride <= block_size"),
+    ],
+)
 def test_bad_test_settings(settings: dict, message: str, tmp_path: Path) -> None:
     with pytest.raises(RadfordError, match=message):
         TextData("stdlib", tokenizer=Char(), block_size=8, cache_dir=str(tmp_path), **settings)
@@ -171,8 +177,7 @@ def window_start(target: int, block_size: int, stride: int, last: int) -> int:
     return end - block_size
 
 
-def direct_nats(logits_of: Callable[[Tensor], Tensor], stream: list[int], block_size: int,
-                stride: int | None) -> float:
+def direct_nats(logits_of: Callable[[Tensor], Tensor], stream: list[int], block_size: int, stride: int | None) -> float:
     """The NLL of every target, one at a time, each with the context its window gives it."""
     last, nats = len(stream) - 1, 0.0
     with torch.no_grad():
@@ -192,10 +197,18 @@ def assert_scores(results: dict[str, float], nats: float, stream: list[int], tok
 
 
 @pytest.mark.parametrize(("block_size", "stride"), [(128, None), (16, None), (16, 5)])
-def test_ppl_and_bpb_match_a_direct_loop(block_size: int, stride: int | None, hf_folder: Path, bpe: BPE,
-                                         text_file: Path, tmp_path: Path) -> None:
-    data = TextData(str(text_file), tokenizer=bpe, block_size=block_size, batch_size=3, test_split="all",
-                    test_stride=stride, cache_dir=str(tmp_path))
+def test_ppl_and_bpb_match_a_direct_loop(
+    block_size: int, stride: int | None, hf_folder: Path, bpe: BPE, text_file: Path, tmp_path: Path
+) -> None:
+    data = TextData(
+        str(text_file),
+        tokenizer=bpe,
+        block_size=block_size,
+        batch_size=3,
+        test_split="all",
+        test_stride=stride,
+        cache_dir=str(tmp_path),
+    )
     results = run_test(ZeroShot(str(hf_folder), vocab_size=bpe.vocab_size), data)
 
     stream = bpe.encode(TEXT) + [bpe.eot_id]
@@ -275,15 +288,18 @@ def test_lambada_loader(bpe: BPE, tmp_path: Path) -> None:
     assert targets == [bpe.encode(" dog"), bpe.encode(" garden"), bpe.encode(" dog")]
 
 
-@pytest.mark.parametrize(("lines", "message"), [
-    (None, "LAMBADA file .*missing.jsonl.* not found"),
-    (['{"text": "a b c"}', "{not json"], "line 2: not JSON"),
-    (['{"text": "a b c"}', "", '{"passage": "a b c"}'], 'line 3: no "text" field'),
-    (['{"text": "a b c"}', '["a b c"]'], "line 2: expected a JSON object, got list"),
-    (['{"text": "a b c"}', '{"text": 3}'], 'line 2: no "text" field'),
-    (['{"text": "a b c"}', '{"text": "  lonely "}'], "line 2: passage 'lonely' has one word"),
-    ([""], "holds no passages"),
-])
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (None, "LAMBADA file .*missing.jsonl.* not found"),
+        (['{"text": "a b c"}', "{not json"], "line 2: not JSON"),
+        (['{"text": "a b c"}', "", '{"passage": "a b c"}'], 'line 3: no "text" field'),
+        (['{"text": "a b c"}', '["a b c"]'], "line 2: expected a JSON object, got list"),
+        (['{"text": "a b c"}', '{"text": 3}'], 'line 2: no "text" field'),
+        (['{"text": "a b c"}', '{"text": "  lonely "}'], "line 2: passage 'lonely' has one word"),
+        ([""], "holds no passages"),
+    ],
+)
 def test_bad_lambada_files(lines: list[str] | None, message: str, tmp_path: Path) -> None:
     path = tmp_path / "missing.jsonl" if lines is None else write_jsonl(tmp_path / "bad.jsonl", lines)
     with pytest.raises(RadfordError, match=message) as error:
@@ -300,14 +316,15 @@ class Rigged(nn.Module):
     """Logits of 10 on one token per position: the passage's next token, that plus ``shift``, and for the
     positions in ``miss`` (passage, target index) the wrong one. Causal: a position reads its prefix only."""
 
-    def __init__(self, rows: list[list[int]], vocab_size: int, shift: int = 0,
-                 miss: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self, rows: list[list[int]], vocab_size: int, shift: int = 0, miss: tuple[int, int] | None = None
+    ) -> None:
         super().__init__()
         self.vocab_size, self.shift = vocab_size, shift
         self.next = {tuple(row[: t + 1]): row[t + 1] for row in rows for t in range(len(row) - 1)}
         if miss is not None:
             passage, index = miss
-            prefix = tuple(rows[passage][: index])
+            prefix = tuple(rows[passage][:index])
             self.next[prefix] = (self.next[prefix] + 1) % vocab_size
 
     def forward(self, input_ids: Tensor) -> Tensor:
@@ -334,8 +351,11 @@ def test_lambada_accuracy_and_target_perplexity(hf_folder: Path, bpe: BPE, tmp_p
         (Rigged(rows, V), 1.0, 1 / right),
         (Rigged(rows, V, shift=1), 0.0, 1 / wrong),
         # One wrong token of one multi-token word fails that passage, though its others are right.
-        (Rigged(rows, V, miss=(multi, len(rows[multi]) - 1)), 2 / 3,
-         math.exp(-((target_tokens - 1) * math.log(right) + math.log(wrong)) / target_tokens)),
+        (
+            Rigged(rows, V, miss=(multi, len(rows[multi]) - 1)),
+            2 / 3,
+            math.exp(-((target_tokens - 1) * math.log(right) + math.log(wrong)) / target_tokens),
+        ),
     ]
     for rigged, accuracy, perplexity in cases:
         model.model = rigged
@@ -349,13 +369,33 @@ def test_lambada_accuracy_and_target_perplexity(hf_folder: Path, bpe: BPE, tmp_p
 
 
 def test_cli_reports_ppl_and_bpb(gpt2_folder: Path, bpe: BPE, text_file: Path, tmp_path: Path) -> None:
-    expected = run_test(ZeroShot(str(gpt2_folder), vocab_size=bpe.vocab_size),
-                        TextData(str(text_file), tokenizer=bpe, block_size=16, batch_size=3, test_split="all",
-                                 cache_dir=str(tmp_path / "cache")))
-    result = radford_cli("test", "--recipe", "gpt2-zeroshot", "--model.init_args.pretrained", str(gpt2_folder),
-                         "--data.init_args.tokenizer.init_args.path", str(gpt2_folder),
-                         "--data.init_args.sources", f"[{text_file}]", "--data.init_args.block_size", "16",
-                         "--data.init_args.batch_size", "3", cwd=tmp_path)
+    expected = run_test(
+        ZeroShot(str(gpt2_folder), vocab_size=bpe.vocab_size),
+        TextData(
+            str(text_file),
+            tokenizer=bpe,
+            block_size=16,
+            batch_size=3,
+            test_split="all",
+            cache_dir=str(tmp_path / "cache"),
+        ),
+    )
+    result = radford_cli(
+        "test",
+        "--recipe",
+        "gpt2-zeroshot",
+        "--model.init_args.pretrained",
+        str(gpt2_folder),
+        "--data.init_args.tokenizer.init_args.path",
+        str(gpt2_folder),
+        "--data.init_args.sources",
+        f"[{text_file}]",
+        "--data.init_args.block_size",
+        "16",
+        "--data.init_args.batch_size",
+        "3",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "test_ppl" in result.stdout and "test_bpb" in result.stdout
     with open(tmp_path / "runs" / "gpt2-zeroshot" / "test" / "metrics.csv") as file:
@@ -365,9 +405,18 @@ def test_cli_reports_ppl_and_bpb(gpt2_folder: Path, bpe: BPE, text_file: Path, t
 
 
 def test_cli_vocabulary_mismatch_is_one_line(gpt2_folder: Path, text_file: Path, tmp_path: Path) -> None:
-    result = radford_cli("test", "--recipe", "gpt2-zeroshot", "--model.init_args.pretrained", str(gpt2_folder),
-                         "--data.init_args.tokenizer", "char", "--data.init_args.sources", f"[{text_file}]",
-                         cwd=tmp_path)
+    result = radford_cli(
+        "test",
+        "--recipe",
+        "gpt2-zeroshot",
+        "--model.init_args.pretrained",
+        str(gpt2_folder),
+        "--data.init_args.tokenizer",
+        "char",
+        "--data.init_args.sources",
+        f"[{text_file}]",
+        cwd=tmp_path,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("radford: error: vocab_size") and str(gpt2_folder) in line

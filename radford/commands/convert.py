@@ -16,16 +16,19 @@ def check_destination(dst: Path, overwrite: bool) -> None:
     if overwrite or not dst.exists() or (dst.is_dir() and not any(dst.iterdir())):
         return
     what = "a folder with files in it" if dst.is_dir() else "a file"
-    raise RadfordError(f"{dst} exists ({what}): radford convert does not replace it; give another destination, or "
-                       "--overwrite to replace it")
+    raise RadfordError(
+        f"{dst} exists ({what}): radford convert does not replace it; give another destination, or "
+        "--overwrite to replace it"
+    )
 
 
 def main(args: Sequence[str]) -> None:
     """Convert a radford .ckpt to a Hugging Face folder, or a Hugging Face GPT folder to a .ckpt."""
     parser = ArgumentParser(prog="radford convert", description=main.__doc__)
     parser.add_argument("src", help="a radford .ckpt file, or a Hugging Face GPT-2 or GPT-1 (openai-gpt) folder")
-    parser.add_argument("dst", help="the Hugging Face folder, or the .ckpt file, to write; never an existing one "
-                                    "unless --overwrite")
+    parser.add_argument(
+        "dst", help="the Hugging Face folder, or the .ckpt file, to write; never an existing one unless --overwrite"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace what dst holds")
     options = parser.parse_args(args)
     dst = Path(options.dst).expanduser()

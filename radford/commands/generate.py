@@ -43,8 +43,9 @@ def parse_fixed_unit(text: str) -> tuple[int, float]:
     try:
         return int(index), float(value)
     except ValueError:
-        raise RadfordError(f"--fix_unit takes INDEX=VALUE (an integer and a number, as 2388=1.0), got {text!r}") \
-            from None
+        raise RadfordError(
+            f"--fix_unit takes INDEX=VALUE (an integer and a number, as 2388=1.0), got {text!r}"
+        ) from None
 
 
 def main(args: Sequence[str]) -> None:
@@ -59,8 +60,13 @@ def main(args: Sequence[str]) -> None:
     parser.add_argument("--seed", type=int, help="the same seed gives the same samples")
     parser.add_argument("--num_samples", type=int, default=1, help="continuations, separated by a line ---")
     parser.add_argument("--no_cache", action="store_true", help="recompute the whole context at every step")
-    parser.add_argument("--fix_unit", action="append", default=[], metavar="INDEX=VALUE",
-                        help="hold a cell unit of an mLSTM at VALUE while sampling (repeatable): sentiment steering")
+    parser.add_argument(
+        "--fix_unit",
+        action="append",
+        default=[],
+        metavar="INDEX=VALUE",
+        help="hold a cell unit of an mLSTM at VALUE while sampling (repeatable): sentiment steering",
+    )
     options = parser.parse_args(args)
     if options.num_samples < 1:
         raise RadfordError(f"--num_samples must be at least 1, got {options.num_samples}")
@@ -71,8 +77,10 @@ def main(args: Sequence[str]) -> None:
 
     model = load(options.checkpoint)
     if model.tokenizer is None:
-        raise RadfordError(f"{options.checkpoint} has no tokenizer to encode the prompt with: a .ckpt records its "
-                           "data module's, a Hugging Face folder needs tokenizer.json or vocab.json + merges.txt")
+        raise RadfordError(
+            f"{options.checkpoint} has no tokenizer to encode the prompt with: a .ckpt records its "
+            "data module's, a Hugging Face folder needs tokenizer.json or vocab.json + merges.txt"
+        )
     if not callable(getattr(model, "generate", None)):
         raise RadfordError(f"{options.checkpoint} holds a {type(model).__name__}, which does not generate text")
     # Options that only some models take, by the name of their generate() argument; the defaults are left out.
@@ -92,8 +100,15 @@ def main(args: Sequence[str]) -> None:
     start = time.perf_counter()
     for sample in range(options.num_samples):
         # Called before anything is printed: it checks the sampling options.
-        steps = model.generate(torch.tensor([prompt_ids]), options.max_new_tokens, temperature=options.temperature,
-                               top_k=options.top_k, top_p=options.top_p, generator=generator, **extra)
+        steps = model.generate(
+            torch.tensor([prompt_ids]),
+            options.max_new_tokens,
+            temperature=options.temperature,
+            top_k=options.top_k,
+            top_p=options.top_p,
+            generator=generator,
+            **extra,
+        )
         if sample:
             print("---")
         print(options.prompt, end="", flush=True)

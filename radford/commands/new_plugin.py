@@ -30,8 +30,10 @@ SUFFIX = ".tmpl"
 def check_name(name: str) -> str:
     """The plugin's name if it is valid and free; else a RadfordError naming the rule it breaks."""
     if name.startswith(PREFIX):
-        raise RadfordError(f"plugin name {name!r}: give NAME without the {PREFIX!r} prefix (the package is "
-                           f"named {PREFIX}NAME): radford new-plugin {name.removeprefix(PREFIX)}")
+        raise RadfordError(
+            f"plugin name {name!r}: give NAME without the {PREFIX!r} prefix (the package is "
+            f"named {PREFIX}NAME): radford new-plugin {name.removeprefix(PREFIX)}"
+        )
     if not NAME_PATTERN.fullmatch(name):
         raise RadfordError(f"invalid plugin name {name!r}: use {NAME_RULE}")
     # The model, the data module and the recipe all register as NAME; a taken name would lose to its owner,
@@ -40,12 +42,15 @@ def check_name(name: str) -> str:
         # registered() lists built-ins first, so the owner named is the one that wins the name.
         owner = next((plugin.distribution for plugin in registry.registered(kind) if plugin.name == name), None)
         if owner:
-            raise RadfordError(f"plugin name {name!r} is taken: {owner} registers a {kind.removesuffix('s')} "
-                               "of that name; choose another")
+            raise RadfordError(
+                f"plugin name {name!r} is taken: {owner} registers a {kind.removesuffix('s')} "
+                "of that name; choose another"
+            )
     for recipe in recipes.list_recipes():
         if recipe.name == name:
-            raise RadfordError(f"plugin name {name!r} is taken: {recipe.distribution} has a recipe of that name; "
-                               "choose another")
+            raise RadfordError(
+                f"plugin name {name!r} is taken: {recipe.distribution} has a recipe of that name; choose another"
+            )
     return name
 
 
@@ -97,7 +102,9 @@ def main(args: Sequence[str]) -> None:
         package.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    print(f"wrote {target}: a model, a data module, the recipe {name!r}, a test and a README. Next:\n"
-          f"  pip install -e {target}\n"
-          f"  python -m pytest {target / 'tests'}\n"
-          f"  radford fit --recipe {name}")
+    print(
+        f"wrote {target}: a model, a data module, the recipe {name!r}, a test and a README. Next:\n"
+        f"  pip install -e {target}\n"
+        f"  python -m pytest {target / 'tests'}\n"
+        f"  radford fit --recipe {name}"
+    )

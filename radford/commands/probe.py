@@ -60,8 +60,10 @@ def two_classes(path: str, label_field: str, labels: Sequence[str]) -> list[str]
     """The two class names of a split's labels, sorted: a sentiment probe tells two classes apart."""
     classes = sorted(set(labels))
     if len(classes) != 2:
-        raise RadfordError(f"{path}: field {label_field!r} must hold exactly two classes for a sentiment probe, "
-                           f"found {len(classes)}: {', '.join(map(repr, classes[:10]))}")
+        raise RadfordError(
+            f"{path}: field {label_field!r} must hold exactly two classes for a sentiment probe, "
+            f"found {len(classes)}: {', '.join(map(repr, classes[:10]))}"
+        )
     return classes
 
 
@@ -116,15 +118,18 @@ def folder_splits(folder: Path) -> tuple[dict[str, str], str | None]:
         matches = [f for f in files if f.name.lower().startswith(SPLIT_PREFIXES[split])]
         if len(matches) > 1 or (not matches and split != "test"):
             named = ", ".join(f.name for f in files) or "no .csv or .jsonl file"
-            raise RadfordError(f"{folder} must hold one {split} file (a name beginning with "
-                               f"{' or '.join(SPLIT_PREFIXES[split])}); it holds {named}")
+            raise RadfordError(
+                f"{folder} must hold one {split} file (a name beginning with "
+                f"{' or '.join(SPLIT_PREFIXES[split])}); it holds {named}"
+            )
         if matches:
             found[split] = str(matches[0])
     return found, None if "test" in found else f"{folder} has no test file"
 
 
-def read_splits(data: Sequence[str], text_field: str | None, label_field: str, test_fraction: float,
-                val_fraction: float, seed: int) -> Labelled:
+def read_splits(
+    data: Sequence[str], text_field: str | None, label_field: str, test_fraction: float, val_fraction: float, seed: int
+) -> Labelled:
     """The labelled texts ``--data`` names, split as the probe uses them."""
     from radford.eval.probe import split_indices
 
@@ -133,8 +138,10 @@ def read_splits(data: Sequence[str], text_field: str | None, label_field: str, t
         texts, labels, classes = read_labelled(sources["all"], text_field, label_field)
         train, dev, test = split_indices(len(texts), test_fraction, val_fraction, seed)
         if min(len(train), len(dev), len(test)) == 0:
-            raise RadfordError(f"{sources['all']}: {len(texts)} texts are too few to split into train ({len(train)}), "
-                               f"validation ({len(dev)}) and test ({len(test)})")
+            raise RadfordError(
+                f"{sources['all']}: {len(texts)} texts are too few to split into train ({len(train)}), "
+                f"validation ({len(dev)}) and test ({len(test)})"
+            )
         return Labelled(texts, labels, classes, {"train": train, "dev": dev, "test": test})
     texts, labels, parts = [], [], {}
     for split, source in sources.items():
@@ -145,8 +152,10 @@ def read_splits(data: Sequence[str], text_field: str | None, label_field: str, t
     classes = two_classes(sources["train"], label_field, labels[: len(parts["train"])])
     strange = next((label for label in labels if label not in classes), None)
     if strange is not None:
-        raise RadfordError(f"label {strange!r} of {label_field!r} is not one of the train split's classes "
-                           f"{', '.join(map(repr, classes))}")
+        raise RadfordError(
+            f"label {strange!r} of {label_field!r} is not one of the train split's classes "
+            f"{', '.join(map(repr, classes))}"
+        )
     return Labelled(texts, np.array([classes.index(label) for label in labels]), classes, parts, no_test)
 
 
@@ -156,13 +165,19 @@ def extract(model, texts: Sequence[str]) -> np.ndarray:
     for first in range(0, len(texts), FEATURE_CHUNK):
         rows.append(model.features(texts[first : first + FEATURE_CHUNK]).float().cpu().numpy())
         done = min(first + FEATURE_CHUNK, len(texts))
-        print(f"\rfeatures: {done}/{len(texts)} texts, {time.perf_counter() - start:.0f} s", end="", file=sys.stderr,
-              flush=True)
+        print(
+            f"\rfeatures: {done}/{len(texts)} texts, {time.perf_counter() - start:.0f} s",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
     print(file=sys.stderr)
     features = np.concatenate(rows)
     if features.shape[0] != len(texts) or features.ndim != 2:
-        raise RadfordError(f"{type(model).__name__}.features returned shape {features.shape} for {len(texts)} "
-                           "texts; the protocol is (texts, features)")
+        raise RadfordError(
+            f"{type(model).__name__}.features returned shape {features.shape} for {len(texts)} "
+            "texts; the protocol is (texts, features)"
+        )
     return features
 
 
@@ -191,8 +206,13 @@ def histogram_png(values: dict[str, np.ndarray], path: Path, title: str, xlabel:
     draw.line([(left, top), (left, top + plot_h), (left + plot_w, top + plot_h)], fill="black")
     for k in range(5):  # axis ticks: values along x, counts up y
         x = left + k * plot_w / 4
-        draw.text((x, top + plot_h + 6), f"{edges[0] + k * (edges[-1] - edges[0]) / 4:.2f}", fill="black",
-                  font=font, anchor="ma")
+        draw.text(
+            (x, top + plot_h + 6),
+            f"{edges[0] + k * (edges[-1] - edges[0]) / 4:.2f}",
+            fill="black",
+            font=font,
+            anchor="ma",
+        )
         y = top + plot_h - k * plot_h / 4
         draw.text((left - 6, y), str(round(k * peak / 4)), fill="black", font=font, anchor="rm")
     draw.text((width / 2, 12), title, fill="black", font=font, anchor="ma")
@@ -208,12 +228,19 @@ def histogram_png(values: dict[str, np.ndarray], path: Path, title: str, xlabel:
 def main(args: Sequence[str]) -> None:
     """Fit an L1 linear probe on a model's features of labelled texts; find and plot the top unit."""
     parser = ArgumentParser(prog="radford probe", description=main.__doc__)
-    parser.add_argument("--checkpoint", required=True,
-                        help="a radford .ckpt, a Hugging Face GPT folder, or OpenAI's sentiment-neuron or GPT-1 "
-                             "release")
-    parser.add_argument("--data", required=True, nargs="+", metavar="SOURCE",
-                        help="a dataset (sst2), a folder of train/dev/test files, the train dev [test] files, or one "
-                             "labelled file to split by --seed (.csv or .jsonl, optionally .bz2/.gz)")
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="a radford .ckpt, a Hugging Face GPT folder, or OpenAI's sentiment-neuron or GPT-1 release",
+    )
+    parser.add_argument(
+        "--data",
+        required=True,
+        nargs="+",
+        metavar="SOURCE",
+        help="a dataset (sst2), a folder of train/dev/test files, the train dev [test] files, or one "
+        "labelled file to split by --seed (.csv or .jsonl, optionally .bz2/.gz)",
+    )
     parser.add_argument("--text_field", help=f"default: the first of {', '.join(TEXT_FIELDS)} the data has")
     parser.add_argument("--label_field", default="label", help="two classes, e.g. positive/negative")
     parser.add_argument("--test_fraction", type=float, default=0.2, help="of one file, held out for test")
@@ -228,15 +255,18 @@ def main(args: Sequence[str]) -> None:
     from radford.checkpoints import load
     from radford.eval.probe import Threshold, linear_probe
 
-    data = read_splits(options.data, options.text_field, options.label_field, options.test_fraction,
-                       options.val_fraction, options.seed)
+    data = read_splits(
+        options.data, options.text_field, options.label_field, options.test_fraction, options.val_fraction, options.seed
+    )
     y, parts = data.labels, data.parts
     if len(np.unique(y[parts["train"]])) < 2:
         raise RadfordError(f"{' '.join(options.data)}: the train split has one class only; a probe needs both")
     model = load(options.checkpoint)
     if getattr(model, "feature_input", None) != "texts":
-        raise RadfordError(f"{options.checkpoint} holds a {type(model).__name__}, which has no features of texts to "
-                           "probe (models that have: feature_input = 'texts', as GPT and the mLSTM)")
+        raise RadfordError(
+            f"{options.checkpoint} holds a {type(model).__name__}, which has no features of texts to "
+            "probe (models that have: feature_input = 'texts', as GPT and the mLSTM)"
+        )
     # What the features are, for the report and the figure: each model says (mLSTM: its final cell state).
     feature = getattr(model, "feature_description", "features")
     model_name = f"{type(model).__name__} ({Path(options.checkpoint).name})"
@@ -246,35 +276,61 @@ def main(args: Sequence[str]) -> None:
     probe = linear_probe((x[train], y[train]), (x[dev], y[dev]), (x[test], y[test]), penalty="l1")
     majority = {split: float(max(np.mean(y[rows]), 1 - np.mean(y[rows]))) for split, rows in parts.items()}
     results = {
-        "checkpoint": options.checkpoint, "model": type(model).__name__, "feature": feature, "data": options.data,
-        "classes": data.classes, "seed": options.seed, "train": len(train), "val": len(dev),
-        "test": len(parts.get("test", ())), "scored_on": scored, "no_test_split": data.no_test,
-        "features": x.shape[1], "C": probe.C, "val_accuracy": probe.val_accuracy,
+        "checkpoint": options.checkpoint,
+        "model": type(model).__name__,
+        "feature": feature,
+        "data": options.data,
+        "classes": data.classes,
+        "seed": options.seed,
+        "train": len(train),
+        "val": len(dev),
+        "test": len(parts.get("test", ())),
+        "scored_on": scored,
+        "no_test_split": data.no_test,
+        "features": x.shape[1],
+        "C": probe.C,
+        "val_accuracy": probe.val_accuracy,
         "test_accuracy": probe.test_accuracy if scored == "test" else None,
-        "majority_val_accuracy": majority["dev"], "majority_test_accuracy": majority.get("test"),
-        "nonzero_weights": probe.nonzero_weights, "top_unit": None,
+        "majority_val_accuracy": majority["dev"],
+        "majority_test_accuracy": majority.get("test"),
+        "nonzero_weights": probe.nonzero_weights,
+        "top_unit": None,
     }
-    print(f"{len(train)} train / {len(dev)} dev / {len(parts.get('test', ()))} test texts, classes {data.classes}; "
-          f"{x.shape[1]} features: the {feature} of {model_name}")
+    print(
+        f"{len(train)} train / {len(dev)} dev / {len(parts.get('test', ()))} test texts, classes {data.classes}; "
+        f"{x.shape[1]} features: the {feature} of {model_name}"
+    )
     if data.no_test:
-        print(f"no test split ({data.no_test}): the accuracies are dev's, on which C was also chosen, so they flatter "
-              "the probe")
-    print(f"L1 probe (C={probe.C:g}, chosen on dev): {scored} accuracy {probe.test_accuracy:.4f} with "
-          f"{probe.nonzero_weights} non-zero weights (majority class {majority[scored]:.4f})")
+        print(
+            f"no test split ({data.no_test}): the accuracies are dev's, on which C was also chosen, so they flatter "
+            "the probe"
+        )
+    print(
+        f"L1 probe (C={probe.C:g}, chosen on dev): {scored} accuracy {probe.test_accuracy:.4f} with "
+        f"{probe.nonzero_weights} non-zero weights (majority class {majority[scored]:.4f})"
+    )
     out = Path(options.output_dir)
     if probe.nonzero_weights:  # else the probe found nothing better than the majority class: no top unit
         unit = results["top_unit"] = probe.top_feature
         single = Threshold.fit(x[train, unit], y[train])
-        results.update(top_unit_weight=float(probe.classifier.coef_[0, unit]),
-                       top_unit_threshold=single.threshold, top_unit_sign=single.sign,
-                       top_unit_train_accuracy=single.accuracy(x[train, unit], y[train]),
-                       top_unit_val_accuracy=single.accuracy(x[dev, unit], y[dev]),
-                       top_unit_test_accuracy=single.accuracy(x[test, unit], y[test]) if scored == "test" else None)
-        histogram_png({name: x[test][y[test] == k, unit] for k, name in enumerate(data.classes)},
-                      out / "histogram.png", f"unit {unit} of {model_name} on {len(test)} {scored} texts",
-                      f"{feature}, unit {unit}")
-        print(f"top unit {unit}: {scored} accuracy {single.accuracy(x[test, unit], y[test]):.4f} alone, "
-              f"thresholded at {single.threshold:.4g} on train")
+        results.update(
+            top_unit_weight=float(probe.classifier.coef_[0, unit]),
+            top_unit_threshold=single.threshold,
+            top_unit_sign=single.sign,
+            top_unit_train_accuracy=single.accuracy(x[train, unit], y[train]),
+            top_unit_val_accuracy=single.accuracy(x[dev, unit], y[dev]),
+            top_unit_test_accuracy=single.accuracy(x[test, unit], y[test]) if scored == "test" else None,
+        )
+        histogram_png(
+            {name: x[test][y[test] == k, unit] for k, name in enumerate(data.classes)},
+            out / "histogram.png",
+            f"unit {unit} of {model_name} on {len(test)} {scored} texts",
+            f"{feature}, unit {unit}",
+        )
+        print(
+            f"top unit {unit}: {scored} accuracy {single.accuracy(x[test, unit], y[test]):.4f} alone, "
+            f"thresholded at {single.threshold:.4g} on train"
+        )
     else:
         print("the probe kept no feature (every weight is zero): no top unit to report or plot")
     out.mkdir(parents=True, exist_ok=True)

@@ -16,11 +16,17 @@ def main(args: Sequence[str]) -> None:
     parser = ArgumentParser(prog="radford sample", description=main.__doc__)
     parser.add_argument("--checkpoint", required=True, help="a .ckpt that radford fit wrote for a DCGAN")
     parser.add_argument("--out", required=True, help="the picture to write (.png, .jpg, ...)")
-    parser.add_argument("--num_samples", type=int, help=f"images in the grid (default {GRID_SAMPLES}); with "
-                        f"--interpolate, the walks, one per row (default {INTERPOLATION_ROWS})")
-    parser.add_argument("--interpolate", action="store_true",
-                        help="each row walks in a straight line between two random points of the latent space "
-                             "(the paper's figure 4)")
+    parser.add_argument(
+        "--num_samples",
+        type=int,
+        help=f"images in the grid (default {GRID_SAMPLES}); with "
+        f"--interpolate, the walks, one per row (default {INTERPOLATION_ROWS})",
+    )
+    parser.add_argument(
+        "--interpolate",
+        action="store_true",
+        help="each row walks in a straight line between two random points of the latent space (the paper's figure 4)",
+    )
     parser.add_argument("--steps", type=int, default=10, help="images along each walk, its ends included")
     parser.add_argument("--seed", type=int, help="the same seed gives the same picture")
     options = parser.parse_args(args)
@@ -38,8 +44,10 @@ def main(args: Sequence[str]) -> None:
     image_format(options.out)  # a bad suffix fails before any work
     model = load(options.checkpoint)
     if not isinstance(model, DCGAN):
-        raise RadfordError(f"{options.checkpoint} holds a {type(model).__name__}, which does not make images; "
-                           "give a DCGAN's checkpoint")
+        raise RadfordError(
+            f"{options.checkpoint} holds a {type(model).__name__}, which does not make images; "
+            "give a DCGAN's checkpoint"
+        )
     generator = None if options.seed is None else torch.Generator().manual_seed(options.seed)
     if options.interpolate:
         images, columns = model.interpolate(number, options.steps, generator), options.steps

@@ -16,8 +16,13 @@ from radford.cli import ArgumentParser
 from radford.errors import RadfordError
 
 # Generic prompts in the style of the paper's ImageNet ensemble (section 3.1.4).
-DEFAULT_TEMPLATES = ("a photo of a {}.", "a picture of a {}.", "an image of a {}.", "a photo of the {}.",
-                     "a close-up photo of a {}.")
+DEFAULT_TEMPLATES = (
+    "a photo of a {}.",
+    "a picture of a {}.",
+    "an image of a {}.",
+    "a photo of the {}.",
+    "a close-up photo of a {}.",
+)
 BATCH_SIZE = 64
 
 
@@ -45,12 +50,14 @@ def class_list(names: Sequence[str] | None, file: str | None) -> list[str]:
         except OSError as error:
             raise RadfordError(f"cannot read --class_file {file}: {error.strerror}") from error
         except UnicodeDecodeError as error:
-            raise RadfordError(f"--class_file {file} is not UTF-8 text: byte {error.start} is "
-                               f"0x{error.object[error.start]:02x}") from error
+            raise RadfordError(
+                f"--class_file {file} is not UTF-8 text: byte {error.start} is 0x{error.object[error.start]:02x}"
+            ) from error
     names = list(names or [])
     if len(names) < 2:
-        raise RadfordError(f"zero-shot classification needs at least two classes (--classes or --class_file), "
-                           f"got {names}")
+        raise RadfordError(
+            f"zero-shot classification needs at least two classes (--classes or --class_file), got {names}"
+        )
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise RadfordError(f"classes named more than once: {', '.join(repeated)}")
@@ -64,8 +71,12 @@ def main(args: Sequence[str]) -> None:
     parser.add_argument("--images", nargs="+", required=True, help="image files and folders (searched recursively)")
     parser.add_argument("--classes", nargs="+", help="class names (quote names with spaces)")
     parser.add_argument("--class_file", help="a text file of class names, one a line (instead of --classes)")
-    parser.add_argument("--templates", nargs="+", default=list(DEFAULT_TEMPLATES),
-                        help="prompts with {} where the class name goes; their embeddings are averaged per class")
+    parser.add_argument(
+        "--templates",
+        nargs="+",
+        default=list(DEFAULT_TEMPLATES),
+        help="prompts with {} where the class name goes; their embeddings are averaged per class",
+    )
     options = parser.parse_args(args)
     classes = class_list(options.classes, options.class_file)
     bad = [t for t in options.templates if t.count("{}") != 1]
@@ -86,8 +97,10 @@ def main(args: Sequence[str]) -> None:
     if not isinstance(model, CLIP):
         raise RadfordError(f"{options.checkpoint} holds a {type(model).__name__}, not a CLIP model")
     if model.tokenizer is None:
-        raise RadfordError(f"{options.checkpoint} has no tokenizer to encode the prompts with: a .ckpt records its "
-                           "data module's, a Hugging Face folder needs vocab.json + merges.txt or tokenizer.json")
+        raise RadfordError(
+            f"{options.checkpoint} has no tokenizer to encode the prompts with: a .ckpt records its "
+            "data module's, a Hugging Face folder needs vocab.json + merges.txt or tokenizer.json"
+        )
     tokenizer = model.tokenizer
     if not isinstance(tokenizer, CLIPTokenizer):
         raise RadfordError(f"{options.checkpoint} records a {type(tokenizer).__name__} tokenizer, not CLIP's")
@@ -115,5 +128,7 @@ def main(args: Sequence[str]) -> None:
                 labelled += 1
                 correct += truth == index
     if labelled:
-        print(f"accuracy {correct / labelled:.4f} on {labelled} labelled images; chance {1 / len(classes):.4f} "
-              f"({len(classes)} classes)")
+        print(
+            f"accuracy {correct / labelled:.4f} on {labelled} labelled images; chance {1 / len(classes):.4f} "
+            f"({len(classes)} classes)"
+        )

@@ -27,6 +27,7 @@ from radford.tokenizers.bytes import VOCAB_SIZE, ByteTokenizer, preprocess
 # in the main process, where its length is exact.
 warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
 
+
 def documents(path: Path, text_field: str = "text") -> Iterator[str]:
     """The documents of one file: a record column, or the non-empty lines of text."""
     if file_format(path) in RECORD_FORMATS:
@@ -52,8 +53,10 @@ class StreamWindows(IterableDataset):
         streams = batch_size * world_size
         length = (len(data) - 1) // streams  # each stream's inputs; its targets are one byte on
         if length < block_size:
-            raise RadfordError(f"{len(data)} bytes are too few for {streams} streams of windows of {block_size}: "
-                               "give more text, or lower batch_size or block_size")
+            raise RadfordError(
+                f"{len(data)} bytes are too few for {streams} streams of windows of {block_size}: "
+                "give more text, or lower batch_size or block_size"
+            )
         rows = torch.from_numpy(np.asarray(data[: streams * length + 1], dtype=np.int64))
         mine = slice(rank * batch_size, (rank + 1) * batch_size)
         self.inputs = rows[:-1].view(streams, length)[mine]
@@ -80,8 +83,14 @@ class ByteData(TokenizerState, L.LightningDataModule):
         val_fraction: the last fraction of the stream, held out.
     """
 
-    def __init__(self, sources: list[str] | str, text_field: str = "text", block_size: int = 256,
-                 batch_size: int = 128, val_fraction: float = 0.05) -> None:
+    def __init__(
+        self,
+        sources: list[str] | str,
+        text_field: str = "text",
+        block_size: int = 256,
+        batch_size: int = 128,
+        val_fraction: float = 0.05,
+    ) -> None:
         super().__init__()
         if not 0.0 < val_fraction < 1.0:
             raise RadfordError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")

@@ -43,8 +43,9 @@ def _expand(source: str) -> list[Path]:
         return [datasets.resolve(source)]
     if glob.has_magic(source):
         return sorted(Path(p) for p in glob.glob(os.path.expanduser(source), recursive=True) if Path(p).is_file())
-    raise RadfordError(f"text source {source!r} not found: give a file, a folder, a glob, {STDLIB!r}, or "
-                       f"{datasets.NAMES}")
+    raise RadfordError(
+        f"text source {source!r} not found: give a file, a folder, a glob, {STDLIB!r}, or {datasets.NAMES}"
+    )
 
 
 def resolve(sources: str | Sequence[str]) -> list[Path]:

@@ -40,8 +40,10 @@ DIGITS = "digits"
 SHARD_SUFFIX = ".tar"
 SHUFFLE_BUFFER = 1000  # shard samples shuffled in a buffer of this many
 IDX_UBYTE = 0x08  # the IDX type code of unsigned bytes, the only one MNIST uses
-SOURCES = ("'digits', a folder of images, .tar shards (or a brace pattern or a folder of them), "
-           f"an IDX image file, a .csv[.gz] of pixel rows, or {datasets.NAMES}")
+SOURCES = (
+    "'digits', a folder of images, .tar shards (or a brace pattern or a folder of them), "
+    f"an IDX image file, a .csv[.gz] of pixel rows, or {datasets.NAMES}"
+)
 
 
 def to_model_range(pixels: Tensor) -> Tensor:
@@ -115,8 +117,10 @@ def read_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     pixels = np.delete(rows, label_column, axis=1)
     side = math.isqrt(pixels.shape[1])
     if side * side != pixels.shape[1] or pixels.min() < 0 or pixels.max() > 255:
-        raise RadfordError(f"{path}: rows of {pixels.shape[1]} pixel values besides the label; expected a square "
-                           "number (784 for 28x28) of values from 0 to 255")
+        raise RadfordError(
+            f"{path}: rows of {pixels.shape[1]} pixel values besides the label; expected a square "
+            "number (784 for 28x28) of values from 0 to 255"
+        )
     return pixels.reshape(-1, side, side).astype(np.uint8), rows[:, label_column].astype(np.int64)
 
 
@@ -178,8 +182,10 @@ def load_labelled(source: str, image_size: int, channels: int) -> tuple[Tensor, 
     image_size, image_size), and their labels (N,): what probes and the Frechet distance's classifier read."""
     arrays = _arrays(_local(source))
     if arrays is None or arrays[1] is None:
-        raise RadfordError(f"{source} is not a labelled image source: labels come with 'digits', an IDX image file "
-                           "with its labels-idx1 file beside it, or a .csv[.gz]")
+        raise RadfordError(
+            f"{source} is not a labelled image source: labels come with 'digits', an IDX image file "
+            "with its labels-idx1 file beside it, or a .csv[.gz]"
+        )
     images, labels = arrays
     if len(images) != len(labels):
         raise RadfordError(f"{source}: {len(images)} images but {len(labels)} labels")
@@ -256,8 +262,14 @@ class ImageData(L.LightningDataModule):
         num_workers: loader worker processes.
     """
 
-    def __init__(self, source: str | None = DIGITS, image_size: int = 64, channels: int = 3, batch_size: int = 128,
-                 num_workers: int = 0) -> None:
+    def __init__(
+        self,
+        source: str | None = DIGITS,
+        image_size: int = 64,
+        channels: int = 3,
+        batch_size: int = 128,
+        num_workers: int = 0,
+    ) -> None:
         super().__init__()
         if image_size < 1 or batch_size < 1:
             raise RadfordError(f"image_size and batch_size must be positive, got {image_size} and {batch_size}")
@@ -294,8 +306,16 @@ class ImageData(L.LightningDataModule):
         self.setup()
         dataset = self.dataset
         if not isinstance(dataset, IterableDataset) and len(dataset) < self.batch_size:
-            raise RadfordError(f"image source {self.source!r} has {len(dataset)} images, fewer than one batch of "
-                               f"{self.batch_size}: lower data.batch_size")
+            raise RadfordError(
+                f"image source {self.source!r} has {len(dataset)} images, fewer than one batch of "
+                f"{self.batch_size}: lower data.batch_size"
+            )
         shuffle = not isinstance(dataset, IterableDataset)
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, drop_last=True,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            drop_last=True,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )

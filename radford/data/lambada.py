@@ -46,7 +46,7 @@ def read_passages(path: str | Path) -> list[str]:
     """The passages of a JSON-lines file, one ``{"text": ...}`` a line; blank lines are skipped."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise RadfordError(f"LAMBADA file {str(path)!r} not found: give a JSON-lines file of {{\"text\": ...}}")
+        raise RadfordError(f'LAMBADA file {str(path)!r} not found: give a JSON-lines file of {{"text": ...}}')
     passages = []
     try:
         with open_text(path) as file:
@@ -94,8 +94,9 @@ class LambadaData(TokenizerState, L.LightningDataModule):
         num_workers: loader worker processes.
     """
 
-    def __init__(self, path: str, tokenizer: Tokenizer, batch_size: int = 8, block_size: int = 1024,
-                 num_workers: int = 0) -> None:
+    def __init__(
+        self, path: str, tokenizer: Tokenizer, batch_size: int = 8, block_size: int = 1024, num_workers: int = 0
+    ) -> None:
         super().__init__()
         if block_size < 1 or batch_size < 1:
             raise RadfordError(f"block_size and batch_size must be positive, got {block_size} and {batch_size}")
@@ -113,7 +114,8 @@ class LambadaData(TokenizerState, L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         contexts, targets = zip(*map(split_last_word, read_passages(self.path)), strict=True)
-        encoded = zip(self.tokenizer.encode_batch(list(contexts)), self.tokenizer.encode_batch(list(targets)),
-                      strict=True)
+        encoded = zip(
+            self.tokenizer.encode_batch(list(contexts)), self.tokenizer.encode_batch(list(targets)), strict=True
+        )
         rows = [encode_passage(context, target, self.block_size) for context, target in encoded]
         return DataLoader(rows, batch_size=self.batch_size, collate_fn=collate, num_workers=self.num_workers)

@@ -137,18 +137,34 @@ class PairData(TokenizerState, L.LightningDataModule):
         seed: shuffling and resampling seed; the shapes dataset's pairs too.
     """
 
-    def __init__(self, train: str | None = SHAPES, val: str | None = None, tokenizer: Tokenizer | None = None,
-                 image_size: int = 224, context_length: int = CONTEXT_LENGTH, batch_size: int = 256,
-                 num_workers: int = 0, augment: bool = True, shuffle_buffer: int = 2000, resample: bool = True,
-                 samples_per_epoch: int | None = None, shapes_train: int = 20000, shapes_val: int = 1000,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        train: str | None = SHAPES,
+        val: str | None = None,
+        tokenizer: Tokenizer | None = None,
+        image_size: int = 224,
+        context_length: int = CONTEXT_LENGTH,
+        batch_size: int = 256,
+        num_workers: int = 0,
+        augment: bool = True,
+        shuffle_buffer: int = 2000,
+        resample: bool = True,
+        samples_per_epoch: int | None = None,
+        shapes_train: int = 20000,
+        shapes_val: int = 1000,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         if image_size < 16 or batch_size < 1 or context_length < 2:
-            raise RadfordError(f"PairData needs image_size >= 16, batch_size >= 1 and context_length >= 2, got "
-                               f"{image_size}, {batch_size} and {context_length}")
+            raise RadfordError(
+                f"PairData needs image_size >= 16, batch_size >= 1 and context_length >= 2, got "
+                f"{image_size}, {batch_size} and {context_length}"
+            )
         if num_workers < 0 or shuffle_buffer < 0:
-            raise RadfordError(f"PairData needs num_workers >= 0 (0 loads in the main process) and shuffle_buffer "
-                               f">= 0, got {num_workers} and {shuffle_buffer}")
+            raise RadfordError(
+                f"PairData needs num_workers >= 0 (0 loads in the main process) and shuffle_buffer "
+                f">= 0, got {num_workers} and {shuffle_buffer}"
+            )
         if tokenizer is not None and not isinstance(tokenizer, CLIPTokenizer):
             raise RadfordError(f"PairData needs CLIP's tokenizer (tokenizer: clip), got {type(tokenizer).__name__}")
         self.train = train
@@ -174,9 +190,11 @@ class PairData(TokenizerState, L.LightningDataModule):
 
     def _train(self) -> str:
         if self.train is None:
-            raise RadfordError("no training pairs: set data.init_args.train to your WebDataset shards "
-                               "('shards/train-{000000..000099}.tar') or a filepath,caption CSV, or 'shapes' for the "
-                               "generated demo")
+            raise RadfordError(
+                "no training pairs: set data.init_args.train to your WebDataset shards "
+                "('shards/train-{000000..000099}.tar') or a filepath,caption CSV, or 'shapes' for the "
+                "generated demo"
+            )
         return self.train
 
     def _training_captions(self) -> list[str]:
@@ -202,17 +220,30 @@ class PairData(TokenizerState, L.LightningDataModule):
         if source == SHAPES or _is_csv(source):
             # Map-style: Lightning adds a DistributedSampler under DDP. Full batches only in training, so that
             # every process gathers features of the same shape.
-            return DataLoader(self._pairs(source, "train" if training else "val", augment), self.batch_size,
-                              shuffle=training, drop_last=training, collate_fn=collate, **workers)
+            return DataLoader(
+                self._pairs(source, "train" if training else "val", augment),
+                self.batch_size,
+                shuffle=training,
+                drop_last=training,
+                collate_fn=collate,
+                **workers,
+            )
         trainer = self.trainer
         world = trainer.world_size if trainer is not None else 1
         per_worker = None
         if training and self.resample and self.samples_per_epoch:
             per_worker = max(1, self.samples_per_epoch // (self.batch_size * world * max(1, self.num_workers)))
-        stream = read_shards(source, DecodeSample(Preprocess(self.image_size, augment)),
-                             shuffle=self.shuffle_buffer if training else 0, resample=self.resample and training,
-                             seed=self.seed, batch_size=self.batch_size, collate=collate, partial=not training,
-                             batches_per_epoch=per_worker)
+        stream = read_shards(
+            source,
+            DecodeSample(Preprocess(self.image_size, augment)),
+            shuffle=self.shuffle_buffer if training else 0,
+            resample=self.resample and training,
+            seed=self.seed,
+            batch_size=self.batch_size,
+            collate=collate,
+            partial=not training,
+            batches_per_epoch=per_worker,
+        )
         return DataLoader(stream, batch_size=None, **workers)
 
     def setup(self, stage: str | None = None) -> None:
@@ -225,5 +256,4 @@ class PairData(TokenizerState, L.LightningDataModule):
         return self._loader(self.val, training=False) if self.val is not None else []
 
 
-__all__ = ["CLIP_MEAN", "CLIP_STD", "Collate", "DecodeSample", "PairData", "Pairs", "Preprocess",
-           "random_square_crop"]
+__all__ = ["CLIP_MEAN", "CLIP_STD", "Collate", "DecodeSample", "PairData", "Pairs", "Preprocess", "random_square_crop"]

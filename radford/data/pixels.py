@@ -84,8 +84,9 @@ class DecodeFailures:
         except UndecodableImage as error:
             self.failed += 1
             if self.tried >= min(JUDGED_AFTER, self.count) and 2 * self.failed > self.tried:
-                raise RadfordError(f"most images of {self.source} do not decode: {self.failed} of the {self.tried} "
-                                   f"tried, e.g. {error}") from error
+                raise RadfordError(
+                    f"most images of {self.source} do not decode: {self.failed} of the {self.tried} tried, e.g. {error}"
+                ) from error
             log.warning("skipping %s (%d of %d images tried so far failed)", error, self.failed, self.tried)
             return None
 

@@ -38,8 +38,9 @@ def _csv_records(file: TextIO, path: Path) -> Iterator[tuple[str, dict[str, Any]
         for record in reader:
             if None in record:  # csv files surplus fields under the key None
                 names = reader.fieldnames or []
-                raise RadfordError(f"{path} line {reader.line_num}: more fields than the header's {len(names)} "
-                                   f"({', '.join(names)})")
+                raise RadfordError(
+                    f"{path} line {reader.line_num}: more fields than the header's {len(names)} ({', '.join(names)})"
+                )
             yield f"{path} line {reader.line_num}", record
     except csv.Error as error:
         raise RadfordError(f"{path} line {reader.line_num}: not CSV: {error}") from error

@@ -20,18 +20,35 @@ from PIL import Image, ImageDraw
 
 from radford.errors import RadfordError
 
-COLOURS = {"red": (220, 30, 30), "green": (30, 160, 40), "blue": (30, 60, 220), "yellow": (235, 200, 20),
-           "purple": (140, 40, 170), "orange": (245, 130, 20)}
+COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 160, 40),
+    "blue": (30, 60, 220),
+    "yellow": (235, 200, 20),
+    "purple": (140, 40, 170),
+    "orange": (245, 130, 20),
+}
 SHAPES = ("circle", "square", "triangle", "diamond", "star")
 SIZES = {"small": (0.12, 0.16), "large": (0.22, 0.28)}  # radius as a fraction of the image side
-POSITIONS = {"left": (0.27, 0.5), "right": (0.73, 0.5), "top": (0.5, 0.27), "bottom": (0.5, 0.73),
-             "center": (0.5, 0.5)}
-WHERE = {"left": ["on the left", "at the left"], "right": ["on the right", "at the right"],
-         "top": ["at the top", "near the top"], "bottom": ["at the bottom", "near the bottom"],
-         "center": ["in the center", "in the middle"]}
+POSITIONS = {"left": (0.27, 0.5), "right": (0.73, 0.5), "top": (0.5, 0.27), "bottom": (0.5, 0.73), "center": (0.5, 0.5)}
+WHERE = {
+    "left": ["on the left", "at the left"],
+    "right": ["on the right", "at the right"],
+    "top": ["at the top", "near the top"],
+    "bottom": ["at the bottom", "near the bottom"],
+    "center": ["in the center", "in the middle"],
+}
 # Unseen in training: one per colour, every shape still seen in other colours.
-HELD_OUT = frozenset({("red", "circle"), ("green", "square"), ("blue", "triangle"), ("yellow", "diamond"),
-                      ("purple", "star"), ("orange", "circle")})
+HELD_OUT = frozenset(
+    {
+        ("red", "circle"),
+        ("green", "square"),
+        ("blue", "triangle"),
+        ("yellow", "diamond"),
+        ("purple", "star"),
+        ("orange", "circle"),
+    }
+)
 TEMPLATES = (
     "a {size} {colour} {shape} {where}.",
     "a photo of a {colour} {shape}.",
@@ -83,8 +100,10 @@ def _polygon(shape: str, cx: float, cy: float, r: float, turn: float) -> list[tu
         return [(cx + q * math.cos(a), cy + q * math.sin(a)) for q, a in zip(radii, angles, strict=True)]
     n, start = corners[shape]
     if shape == "diamond":  # taller than wide, so that it is not a turned square
-        return [(cx + 0.7 * r * math.cos(start + i * math.pi / 2), cy + r * math.sin(start + i * math.pi / 2))
-                for i in range(4)]
+        return [
+            (cx + 0.7 * r * math.cos(start + i * math.pi / 2), cy + r * math.sin(start + i * math.pi / 2))
+            for i in range(4)
+        ]
     angles = [start + turn + 2 * math.pi * i / n for i in range(n)]
     return [(cx + r * math.cos(a), cy + r * math.sin(a)) for a in angles]
 
@@ -96,8 +115,9 @@ class Shapes:
         if split not in SPLITS:
             raise RadfordError(f"shapes split {split!r} does not exist; choose from: {', '.join(SPLITS)}")
         if num_samples < 1 or image_size < 16:
-            raise RadfordError(f"shapes needs num_samples >= 1 and image_size >= 16, got {num_samples} and "
-                               f"{image_size}")
+            raise RadfordError(
+                f"shapes needs num_samples >= 1 and image_size >= 16, got {num_samples} and {image_size}"
+            )
         self.split, self.num_samples, self.image_size, self.seed = split, num_samples, image_size, seed
         self.pairs = combinations(split)
 
@@ -160,5 +180,14 @@ def write_folder(folder: str | Path, shapes: Shapes) -> Path:
     return folder / "captions.csv"
 
 
-__all__ = ["COLOURS", "HELD_OUT", "SHAPES", "TEMPLATES", "Sample", "Shapes", "class_names", "combinations",
-           "write_folder"]
+__all__ = [
+    "COLOURS",
+    "HELD_OUT",
+    "SHAPES",
+    "TEMPLATES",
+    "Sample",
+    "Shapes",
+    "class_names",
+    "combinations",
+    "write_folder",
+]

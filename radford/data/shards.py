@@ -50,8 +50,10 @@ def shard_urls(urls: str | Sequence[str]) -> list[str]:
     missing = [url for url in local if not Path(url).expanduser().is_file()]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise RadfordError(f"shard {missing[0]} not found{more}: give existing .tar files, e.g. "
-                           "'shards/train-{000000..000009}.tar', or http(s)://, pipe: URLs")
+        raise RadfordError(
+            f"shard {missing[0]} not found{more}: give existing .tar files, e.g. "
+            "'shards/train-{000000..000009}.tar', or http(s)://, pipe: URLs"
+        )
     return [str(Path(url).expanduser()) if url in local else url for url in expanded]
 
 
@@ -83,8 +85,9 @@ class DecodeWatch:
             except (RadfordError, KeyError, ValueError, OSError, UnicodeDecodeError) as error:
                 self.files_seen.update(key for key in sample if not key.startswith("__"))
                 what = f"no {error}" if isinstance(error, KeyError) else str(error)
-                report_and_skip(CorruptSample(f"sample {sample.get('__key__')!r} of shard {sample.get('__url__')}: "
-                                              f"{what}"))
+                report_and_skip(
+                    CorruptSample(f"sample {sample.get('__key__')!r} of shard {sample.get('__url__')}: {what}")
+                )
                 continue
             self.decoded += 1
             yield decoded
@@ -94,8 +97,9 @@ class DecodeWatch:
     def fail(self) -> None:
         shards = self.urls[0] + (f" and {len(self.urls) - 1} more" if len(self.urls) > 1 else "")
         found = ", ".join(sorted(self.files_seen)) or "no readable samples"
-        raise RadfordError(f"no sample of {shards} decodes: the samples hold {found}; see the warnings above for why "
-                           "each was skipped")
+        raise RadfordError(
+            f"no sample of {shards} decodes: the samples hold {found}; see the warnings above for why each was skipped"
+        )
 
 
 def _shuffled(buffer: int, seed: int) -> Callable[[Iterator[Any]], Iterator[Any]]:
@@ -210,5 +214,14 @@ def write_pair_shards(source: str | Path, pattern: str, maxcount: int = 10000) -
     return write_shards(samples, pattern, maxcount)
 
 
-__all__ = ["IMAGE_EXTENSIONS", "CorruptSample", "pairs_from_csv", "pairs_from_folder", "read_shards",
-           "report_and_skip", "shard_urls", "write_pair_shards", "write_shards"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "CorruptSample",
+    "pairs_from_csv",
+    "pairs_from_folder",
+    "read_shards",
+    "report_and_skip",
+    "shard_urls",
+    "write_pair_shards",
+    "write_shards",
+]

@@ -158,10 +158,20 @@ class TaskData(TokenizerState, L.LightningDataModule):
         num_workers: loader worker processes.
     """
 
-    def __init__(self, tokenizer: Tokenizer, task: Task = "classification", train: str | None = None,
-                 val: str | None = None, test: str | None = None, predict: str | None = None,
-                 labels: list[str] | None = None, fields: dict[str, str] | None = None, max_length: int = 512,
-                 batch_size: int = 32, num_workers: int = 0) -> None:
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        task: Task = "classification",
+        train: str | None = None,
+        val: str | None = None,
+        test: str | None = None,
+        predict: str | None = None,
+        labels: list[str] | None = None,
+        fields: dict[str, str] | None = None,
+        max_length: int = 512,
+        batch_size: int = 32,
+        num_workers: int = 0,
+    ) -> None:
         super().__init__()
         self.task = check_task(task)
         if labels is not None and task == "multiple_choice":
@@ -169,8 +179,9 @@ class TaskData(TokenizerState, L.LightningDataModule):
         if labels is not None and len(set(labels)) != len(labels):
             raise RadfordError(f"labels must be distinct, got {labels}")
         if max_length < NUM_SPECIAL + 1:
-            raise RadfordError(f"max_length must be at least {NUM_SPECIAL + 1} (special tokens and a text token), "
-                               f"got {max_length}")
+            raise RadfordError(
+                f"max_length must be at least {NUM_SPECIAL + 1} (special tokens and a text token), got {max_length}"
+            )
         if batch_size < 1:
             raise RadfordError(f"batch_size must be positive, got {batch_size}")
         self.sources = {"train": train, "val": val, "test": test, "predict": predict}
@@ -179,14 +190,17 @@ class TaskData(TokenizerState, L.LightningDataModule):
                 continue
             file = Path(DATASETS[source].file if source in DATASETS else source)
             if source not in DATASETS and not file.expanduser().is_file():
-                raise RadfordError(f"{split} file {source!r} not found (give a .jsonl or .csv file, {NAMES}, "
-                                   f"or {STDLIB_DOCSTRINGS!r})")
+                raise RadfordError(
+                    f"{split} file {source!r} not found (give a .jsonl or .csv file, {NAMES}, or {STDLIB_DOCSTRINGS!r})"
+                )
             if file.suffix not in (".jsonl", ".json", ".csv"):
                 raise RadfordError(f"{split} file {source!r} has an unknown format; valid: .jsonl, .json, .csv")
         unknown = sorted(set(fields or {}) - {*FIELDS[task], "label"})
         if unknown:
-            raise RadfordError(f"fields names {unknown[0]!r}, which task {task} does not read; its fields: "
-                               f"{', '.join((*FIELDS[task], 'label'))}")
+            raise RadfordError(
+                f"fields names {unknown[0]!r}, which task {task} does not read; its fields: "
+                f"{', '.join((*FIELDS[task], 'label'))}"
+            )
         self.fields = dict(fields or {})
         if STDLIB_DOCSTRINGS in self.sources.values() and task != "classification":
             raise RadfordError(f"{STDLIB_DOCSTRINGS} is a classification task, not {task}")
@@ -200,8 +214,10 @@ class TaskData(TokenizerState, L.LightningDataModule):
         """The tokenizer's vocabulary, without the three special tokens; a trainable one is trained first."""
         if self.tokenizer.needs_training:
             if self.sources["train"] is None:
-                raise RadfordError(f"the {type(self.tokenizer).__name__} tokenizer learns from the training "
-                                   "texts, but no train file is given")
+                raise RadfordError(
+                    f"the {type(self.tokenizer).__name__} tokenizer learns from the training "
+                    "texts, but no train file is given"
+                )
             texts = (text for _, record in self._split_records("train") for text in self._texts(record))
             try:
                 self.tokenizer.train(texts)
@@ -225,8 +241,10 @@ class TaskData(TokenizerState, L.LightningDataModule):
             for where, record in records:
                 missing = [field for field in needed if field not in record]
                 if missing:
-                    raise RadfordError(f"{where}: missing field {missing[0]!r} for task {self.task}; "
-                                       f"fields present: {', '.join(record) or '(none)'}")
+                    raise RadfordError(
+                        f"{where}: missing field {missing[0]!r} for task {self.task}; "
+                        f"fields present: {', '.join(record) or '(none)'}"
+                    )
                 self._texts(record, where)
             if not records:
                 raise RadfordError(f"{split} file {source!r} holds no examples")
@@ -272,8 +290,9 @@ class TaskData(TokenizerState, L.LightningDataModule):
                 raise RadfordError(f"{where}: similarity label {value!r} is not a number") from None
         index = _integer(value)
         if index is None:
-            raise RadfordError(f"{where}: label {value!r} is not a class index 0..n-1; "
-                               "for string labels give data.init_args.labels")
+            raise RadfordError(
+                f"{where}: label {value!r} is not a class index 0..n-1; for string labels give data.init_args.labels"
+            )
         return index
 
     # -- encoding: after a checkpoint's tokenizer is restored, so done when a loader is asked for ---------
@@ -293,8 +312,13 @@ class TaskData(TokenizerState, L.LightningDataModule):
         return self._examples[split]
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(self._split_examples(split), batch_size=self.batch_size, shuffle=shuffle,
-                          collate_fn=collate, num_workers=self.num_workers)
+        return DataLoader(
+            self._split_examples(split),
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -55,8 +55,9 @@ class RandomWindows(IterableDataset):
     back in order).
     """
 
-    def __init__(self, tokens: np.ndarray, block_size: int, batch_size: int, seed: int,
-                 rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self, tokens: np.ndarray, block_size: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
+    ) -> None:
         self.tokens, self.block_size, self.batch_size, self.seed = tokens, block_size, batch_size, seed
         self.rank, self.world_size = rank, world_size
         global_batch_tokens = block_size * batch_size * world_size
@@ -101,8 +102,13 @@ class WindowLoader(DataLoader):
 
     def state_dict(self) -> dict[str, int]:
         d: RandomWindows = self.dataset
-        return {"seed": d.seed, "batches_per_epoch": d.batches_per_epoch, "batch_size": d.batch_size,
-                "block_size": d.block_size, "world_size": d.world_size}
+        return {
+            "seed": d.seed,
+            "batches_per_epoch": d.batches_per_epoch,
+            "batch_size": d.batch_size,
+            "block_size": d.block_size,
+            "world_size": d.world_size,
+        }
 
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
         now = self.state_dict()
@@ -175,10 +181,19 @@ class TextData(TokenizerState, L.LightningDataModule):
         cache_dir: where token ids are cached (default ``$RADFORD_CACHE/text`` or ``~/.cache/radford/text``).
     """
 
-    def __init__(self, sources: list[str] | str = corpus.STDLIB, tokenizer: Tokenizer | None = None,
-                 block_size: int = 256, batch_size: int = 16, val_fraction: float = 0.1,
-                 test_split: Literal["held_out", "all"] = "held_out", test_stride: int | None = None,
-                 seed: int = 1337, num_workers: int = 0, cache_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        sources: list[str] | str = corpus.STDLIB,
+        tokenizer: Tokenizer | None = None,
+        block_size: int = 256,
+        batch_size: int = 16,
+        val_fraction: float = 0.1,
+        test_split: Literal["held_out", "all"] = "held_out",
+        test_stride: int | None = None,
+        seed: int = 1337,
+        num_workers: int = 0,
+        cache_dir: str | None = None,
+    ) -> None:
         super().__init__()
         if not 0.0 < val_fraction < 1.0:
             raise RadfordError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
@@ -247,8 +262,12 @@ class TextData(TokenizerState, L.LightningDataModule):
                 flush()
 
         write_atomically(path, write)
-        meta = {"dtype": np.dtype(dtype).name, "num_tokens": path.stat().st_size // np.dtype(dtype).itemsize,
-                "vocab_size": self.tokenizer.vocab_size, "sources": [str(f) for f in files]}
+        meta = {
+            "dtype": np.dtype(dtype).name,
+            "num_tokens": path.stat().st_size // np.dtype(dtype).itemsize,
+            "vocab_size": self.tokenizer.vocab_size,
+            "sources": [str(f) for f in files],
+        }
         write_atomically(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(meta, indent=1)))
 
     def prepare_data(self) -> None:
@@ -299,8 +318,9 @@ class TextData(TokenizerState, L.LightningDataModule):
 
     def _held_out_loader(self) -> DataLoader:
         _, held_out = self._split()
-        return DataLoader(ConsecutiveWindows(held_out, self.block_size), batch_size=self.batch_size,
-                          num_workers=self.num_workers)
+        return DataLoader(
+            ConsecutiveWindows(held_out, self.block_size), batch_size=self.batch_size, num_workers=self.num_workers
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._held_out_loader()

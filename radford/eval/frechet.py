@@ -30,8 +30,10 @@ class DigitClassifier(nn.Module):
         if image_size % 4:
             raise RadfordError(f"the classifier halves twice: image_size must be a multiple of 4, not {image_size}")
         self.convs = nn.Sequential(
-            nn.Conv2d(channels, 16, 5, stride=2, padding=2), nn.ReLU(),
-            nn.Conv2d(16, 32, 5, stride=2, padding=2), nn.ReLU(),
+            nn.Conv2d(channels, 16, 5, stride=2, padding=2),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 5, stride=2, padding=2),
+            nn.ReLU(),
         )
         self.hidden = nn.Linear(32 * (image_size // 4) ** 2, self.num_features)
         self.head = nn.Linear(self.num_features, num_classes)
@@ -44,8 +46,9 @@ class DigitClassifier(nn.Module):
         return self.head(self(images))
 
 
-def train_classifier(images: Tensor, labels: Tensor, epochs: int = 5, batch_size: int = 64,
-                     learning_rate: float = 1e-3, seed: int = 0) -> DigitClassifier:
+def train_classifier(
+    images: Tensor, labels: Tensor, epochs: int = 5, batch_size: int = 64, learning_rate: float = 1e-3, seed: int = 0
+) -> DigitClassifier:
     """A DigitClassifier fitted to labelled images (N, channels, size, size) in [-1, 1] with Adam; eval mode.
     The same seed gives the same classifier; the caller's random state is left as it was."""
     _, channels, size, _ = images.shape
@@ -73,8 +76,10 @@ def accuracy(classifier: DigitClassifier, images: Tensor, labels: Tensor, batch_
 def frechet_distance(features: nn.Module, real: Tensor, generated: Tensor, batch_size: int = 500) -> float:
     """The Frechet distance between Gaussians fitted to ``features`` of real and of generated images."""
     if min(len(real), len(generated)) < 2:
-        raise RadfordError(f"a Frechet distance needs at least 2 images of each kind, got {len(real)} real and "
-                           f"{len(generated)} generated")
+        raise RadfordError(
+            f"a Frechet distance needs at least 2 images of each kind, got {len(real)} real and "
+            f"{len(generated)} generated"
+        )
     metric = FrechetInceptionDistance(feature=features.eval())
     for images, is_real in ((real, True), (generated, False)):
         for batch in images.split(batch_size):

@@ -70,8 +70,9 @@ class ProbeResult:
 def _checked(name: str, features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     features, labels = np.asarray(features, dtype=np.float64), np.asarray(labels)
     if features.ndim != 2 or labels.ndim != 1 or len(features) != len(labels):
-        raise RadfordError(f"{name} split: expected features of shape (N, D) and N labels, got "
-                           f"{features.shape} and {labels.shape}")
+        raise RadfordError(
+            f"{name} split: expected features of shape (N, D) and N labels, got {features.shape} and {labels.shape}"
+        )
     if len(features) == 0:
         raise RadfordError(f"{name} split is empty")
     return features, labels
@@ -102,8 +103,9 @@ def linear_probe(
     for C in Cs:
         # liblinear fits L1 exactly (true zeros); lbfgs is the fast choice for L2 and many classes.
         solver = "liblinear" if penalty == "l1" else "lbfgs"
-        classifier = LogisticRegression(C=C, l1_ratio=1.0 if penalty == "l1" else 0.0, solver=solver,
-                                        max_iter=max_iter, random_state=seed)
+        classifier = LogisticRegression(
+            C=C, l1_ratio=1.0 if penalty == "l1" else 0.0, solver=solver, max_iter=max_iter, random_state=seed
+        )
         classifier.fit(x_train, y_train)
         accuracy = float(classifier.score(x_val, y_val))
         if best is None or accuracy > best[0]:
@@ -113,8 +115,9 @@ def linear_probe(
     return ProbeResult(classifier, scaler, C, val_accuracy, float(classifier.score(x_test, y_test)))
 
 
-def split_indices(n: int, test_fraction: float = 0.2, val_fraction: float = 0.1,
-                  seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def split_indices(
+    n: int, test_fraction: float = 0.2, val_fraction: float = 0.1, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Train, validation and test indices of ``n`` examples: a seeded shuffle, the first ``test_fraction`` for
     test, then ``val_fraction`` of the remainder for validation. The same arguments give the same split."""
     order = np.random.default_rng(seed).permutation(n)

@@ -30,38 +30,152 @@ from radford.models.common import adamw, warmup_cosine_schedule
 # GELU where OpenAI's are quick_gelu). A tuple of vision_layers makes a ResNet. The tiny ones train in minutes on a
 # CPU on the shapes dataset.
 SIZES: dict[str, dict[str, Any]] = {
-    "RN50": dict(embed_dim=1024, image_size=224, vision_layers=(3, 4, 6, 3), vision_width=64, text_width=512,
-                 text_heads=8, text_layers=12),
-    "RN101": dict(embed_dim=512, image_size=224, vision_layers=(3, 4, 23, 3), vision_width=64, text_width=512,
-                  text_heads=8, text_layers=12),
-    "RN50x4": dict(embed_dim=640, image_size=288, vision_layers=(4, 6, 10, 6), vision_width=80, text_width=640,
-                   text_heads=10, text_layers=12),
-    "ViT-B/32": dict(embed_dim=512, image_size=224, vision_layers=12, vision_width=768, patch_size=32,
-                     text_width=512, text_heads=8, text_layers=12),
-    "ViT-B/16": dict(embed_dim=512, image_size=224, vision_layers=12, vision_width=768, patch_size=16,
-                     text_width=512, text_heads=8, text_layers=12),
-    "ViT-L/14": dict(embed_dim=768, image_size=224, vision_layers=24, vision_width=1024, patch_size=14,
-                     text_width=768, text_heads=12, text_layers=12),
-    "ViT-L/14@336px": dict(embed_dim=768, image_size=336, vision_layers=24, vision_width=1024, patch_size=14,
-                           text_width=768, text_heads=12, text_layers=12),
-    "ViT-H/14": dict(embed_dim=1024, image_size=224, vision_layers=32, vision_width=1280, vision_heads=16,
-                     patch_size=14, text_width=1024, text_heads=16, text_layers=24),
-    "ViT-g/14": dict(embed_dim=1024, image_size=224, vision_layers=40, vision_width=1408, vision_heads=16,
-                     patch_size=14, vision_mlp_width=6144, text_width=1024, text_heads=16, text_layers=24),
-    "ViT-bigG/14": dict(embed_dim=1280, image_size=224, vision_layers=48, vision_width=1664, vision_heads=16,
-                        patch_size=14, vision_mlp_width=8192, text_width=1280, text_heads=20, text_layers=32),
-    "ViT-tiny": dict(embed_dim=64, image_size=48, vision_layers=3, vision_width=64, vision_heads=4, patch_size=8,
-                     context_length=20, text_width=64, text_heads=4, text_layers=3),
-    "RN-tiny": dict(embed_dim=64, image_size=64, vision_layers=(1, 1, 1, 1), vision_width=16, vision_heads=8,
-                    context_length=20, text_width=64, text_heads=4, text_layers=3),
+    "RN50": dict(
+        embed_dim=1024,
+        image_size=224,
+        vision_layers=(3, 4, 6, 3),
+        vision_width=64,
+        text_width=512,
+        text_heads=8,
+        text_layers=12,
+    ),
+    "RN101": dict(
+        embed_dim=512,
+        image_size=224,
+        vision_layers=(3, 4, 23, 3),
+        vision_width=64,
+        text_width=512,
+        text_heads=8,
+        text_layers=12,
+    ),
+    "RN50x4": dict(
+        embed_dim=640,
+        image_size=288,
+        vision_layers=(4, 6, 10, 6),
+        vision_width=80,
+        text_width=640,
+        text_heads=10,
+        text_layers=12,
+    ),
+    "ViT-B/32": dict(
+        embed_dim=512,
+        image_size=224,
+        vision_layers=12,
+        vision_width=768,
+        patch_size=32,
+        text_width=512,
+        text_heads=8,
+        text_layers=12,
+    ),
+    "ViT-B/16": dict(
+        embed_dim=512,
+        image_size=224,
+        vision_layers=12,
+        vision_width=768,
+        patch_size=16,
+        text_width=512,
+        text_heads=8,
+        text_layers=12,
+    ),
+    "ViT-L/14": dict(
+        embed_dim=768,
+        image_size=224,
+        vision_layers=24,
+        vision_width=1024,
+        patch_size=14,
+        text_width=768,
+        text_heads=12,
+        text_layers=12,
+    ),
+    "ViT-L/14@336px": dict(
+        embed_dim=768,
+        image_size=336,
+        vision_layers=24,
+        vision_width=1024,
+        patch_size=14,
+        text_width=768,
+        text_heads=12,
+        text_layers=12,
+    ),
+    "ViT-H/14": dict(
+        embed_dim=1024,
+        image_size=224,
+        vision_layers=32,
+        vision_width=1280,
+        vision_heads=16,
+        patch_size=14,
+        text_width=1024,
+        text_heads=16,
+        text_layers=24,
+    ),
+    "ViT-g/14": dict(
+        embed_dim=1024,
+        image_size=224,
+        vision_layers=40,
+        vision_width=1408,
+        vision_heads=16,
+        patch_size=14,
+        vision_mlp_width=6144,
+        text_width=1024,
+        text_heads=16,
+        text_layers=24,
+    ),
+    "ViT-bigG/14": dict(
+        embed_dim=1280,
+        image_size=224,
+        vision_layers=48,
+        vision_width=1664,
+        vision_heads=16,
+        patch_size=14,
+        vision_mlp_width=8192,
+        text_width=1280,
+        text_heads=20,
+        text_layers=32,
+    ),
+    "ViT-tiny": dict(
+        embed_dim=64,
+        image_size=48,
+        vision_layers=3,
+        vision_width=64,
+        vision_heads=4,
+        patch_size=8,
+        context_length=20,
+        text_width=64,
+        text_heads=4,
+        text_layers=3,
+    ),
+    "RN-tiny": dict(
+        embed_dim=64,
+        image_size=64,
+        vision_layers=(1, 1, 1, 1),
+        vision_width=16,
+        vision_heads=8,
+        context_length=20,
+        text_width=64,
+        text_heads=4,
+        text_layers=3,
+    ),
 }
 # The arguments that shape the weights; a named size fills those not given.
-ARCHITECTURE = ("embed_dim", "image_size", "vision_layers", "vision_width", "vision_heads", "patch_size",
-                "vision_mlp_width", "context_length", "vocab_size", "text_width", "text_heads", "text_layers",
-                "text_mlp_width")
+ARCHITECTURE = (
+    "embed_dim",
+    "image_size",
+    "vision_layers",
+    "vision_width",
+    "vision_heads",
+    "patch_size",
+    "vision_mlp_width",
+    "context_length",
+    "vocab_size",
+    "text_width",
+    "text_heads",
+    "text_layers",
+    "text_mlp_width",
+)
 # None: OpenAI's rules (64 dimensions a head, MLPs 4 x width), applied to the width in use.
-DEFAULTS = dict(context_length=77, vocab_size=49408, vision_heads=None, patch_size=None, vision_mlp_width=None,
-                text_mlp_width=None)
+DEFAULTS = dict(
+    context_length=77, vocab_size=49408, vision_heads=None, patch_size=None, vision_mlp_width=None, text_mlp_width=None
+)
 MAX_LOGIT_SCALE = math.log(100)  # section 2.5: the temperature is clipped so that logits are scaled by at most 100
 
 
@@ -102,9 +216,13 @@ class ResidualAttentionBlock(nn.Module):
         self.ln_1 = nn.LayerNorm(width, eps=eps)
         self.attn = Attention(width, heads)
         self.ln_2 = nn.LayerNorm(width, eps=eps)
-        self.mlp = nn.Sequential(OrderedDict(
-            c_fc=nn.Linear(width, mlp_width), gelu=QuickGELU() if quick_gelu else nn.GELU(),
-            c_proj=nn.Linear(mlp_width, width)))
+        self.mlp = nn.Sequential(
+            OrderedDict(
+                c_fc=nn.Linear(width, mlp_width),
+                gelu=QuickGELU() if quick_gelu else nn.GELU(),
+                c_proj=nn.Linear(mlp_width, width),
+            )
+        )
 
     def forward(self, x: Tensor, causal: bool) -> Tensor:
         x = x + self.attn(self.ln_1(x), causal)
@@ -112,12 +230,14 @@ class ResidualAttentionBlock(nn.Module):
 
 
 class Transformer(nn.Module):
-    def __init__(self, width: int, layers: int, heads: int, quick_gelu: bool, causal: bool, mlp_width: int,
-                 eps: float) -> None:
+    def __init__(
+        self, width: int, layers: int, heads: int, quick_gelu: bool, causal: bool, mlp_width: int, eps: float
+    ) -> None:
         super().__init__()
         self.width, self.layers, self.causal = width, layers, causal
-        self.resblocks = nn.ModuleList(ResidualAttentionBlock(width, heads, quick_gelu, mlp_width, eps)
-                                       for _ in range(layers))
+        self.resblocks = nn.ModuleList(
+            ResidualAttentionBlock(width, heads, quick_gelu, mlp_width, eps) for _ in range(layers)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         for block in self.resblocks:
@@ -138,8 +258,18 @@ class VisionTransformer(nn.Module):
     """ViT (Dosovitskiy et al. 2020) with the extra LayerNorm before the transformer CLIP adds (section 2.4); the
     image's features are the class token's output."""
 
-    def __init__(self, image_size: int, patch_size: int, width: int, layers: int, heads: int, output_dim: int,
-                 quick_gelu: bool, mlp_width: int, eps: float) -> None:
+    def __init__(
+        self,
+        image_size: int,
+        patch_size: int,
+        width: int,
+        layers: int,
+        heads: int,
+        output_dim: int,
+        quick_gelu: bool,
+        mlp_width: int,
+        eps: float,
+    ) -> None:
         super().__init__()
         if image_size % patch_size:
             raise RadfordError(f"image_size {image_size} must be a multiple of patch_size {patch_size}")
@@ -182,11 +312,15 @@ class Bottleneck(nn.Module):
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
         self.downsample = None
         if stride > 1 or inplanes != planes * self.expansion:
-            self.downsample = nn.Sequential(OrderedDict([
-                ("-1", nn.AvgPool2d(stride)),
-                ("0", nn.Conv2d(inplanes, planes * self.expansion, 1, bias=False)),
-                ("1", nn.BatchNorm2d(planes * self.expansion)),
-            ]))
+            self.downsample = nn.Sequential(
+                OrderedDict(
+                    [
+                        ("-1", nn.AvgPool2d(stride)),
+                        ("0", nn.Conv2d(inplanes, planes * self.expansion, 1, bias=False)),
+                        ("1", nn.BatchNorm2d(planes * self.expansion)),
+                    ]
+                )
+            )
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -258,8 +392,9 @@ class ModifiedResNet(nn.Module):
     features = forward  # the attention pool's output is what linear probes read (paper appendix A.3)
 
 
-def contrastive_loss(image_features: Tensor, text_features: Tensor, logit_scale: Tensor, gather: bool = True,
-                     local_loss: bool = False) -> Tensor:
+def contrastive_loss(
+    image_features: Tensor, text_features: Tensor, logit_scale: Tensor, gather: bool = True, local_loss: bool = False
+) -> Tensor:
     """Symmetric cross-entropy of the scaled cosine similarities (figure 3) for L2-normalised features (B, D).
 
     With several processes and ``gather``, the batch is the global batch: every process gathers all features. Each
@@ -330,11 +465,21 @@ class CLIP(L.LightningModule):
         super().__init__()
         if size not in SIZES:
             raise RadfordError(f"unknown CLIP size {size!r}; choose from: {', '.join(SIZES)}")
-        given = dict(embed_dim=embed_dim, image_size=image_size, vision_layers=vision_layers,
-                     vision_width=vision_width, vision_heads=vision_heads, patch_size=patch_size,
-                     vision_mlp_width=vision_mlp_width, context_length=context_length, vocab_size=vocab_size,
-                     text_width=text_width, text_heads=text_heads, text_layers=text_layers,
-                     text_mlp_width=text_mlp_width)
+        given = dict(
+            embed_dim=embed_dim,
+            image_size=image_size,
+            vision_layers=vision_layers,
+            vision_width=vision_width,
+            vision_heads=vision_heads,
+            patch_size=patch_size,
+            vision_mlp_width=vision_mlp_width,
+            context_length=context_length,
+            vocab_size=vocab_size,
+            text_width=text_width,
+            text_heads=text_heads,
+            text_layers=text_layers,
+            text_mlp_width=text_mlp_width,
+        )
         arch = {**DEFAULTS, **SIZES[size], **{k: v for k, v in given.items() if v is not None}}
         resnet = isinstance(arch["vision_layers"], (tuple, list))
         if resnet:
@@ -354,14 +499,30 @@ class CLIP(L.LightningModule):
 
         a = arch
         if resnet:
-            self.visual: nn.Module = ModifiedResNet(a["vision_layers"], a["embed_dim"], a["vision_heads"],
-                                                    a["image_size"], a["vision_width"])
+            self.visual: nn.Module = ModifiedResNet(
+                a["vision_layers"], a["embed_dim"], a["vision_heads"], a["image_size"], a["vision_width"]
+            )
         else:
-            self.visual = VisionTransformer(a["image_size"], a["patch_size"], a["vision_width"], a["vision_layers"],
-                                            a["vision_heads"], a["embed_dim"], quick_gelu, a["vision_mlp_width"],
-                                            layer_norm_eps)
-        self.transformer = Transformer(a["text_width"], a["text_layers"], a["text_heads"], quick_gelu, causal=True,
-                                       mlp_width=a["text_mlp_width"], eps=layer_norm_eps)
+            self.visual = VisionTransformer(
+                a["image_size"],
+                a["patch_size"],
+                a["vision_width"],
+                a["vision_layers"],
+                a["vision_heads"],
+                a["embed_dim"],
+                quick_gelu,
+                a["vision_mlp_width"],
+                layer_norm_eps,
+            )
+        self.transformer = Transformer(
+            a["text_width"],
+            a["text_layers"],
+            a["text_heads"],
+            quick_gelu,
+            causal=True,
+            mlp_width=a["text_mlp_width"],
+            eps=layer_norm_eps,
+        )
         self.token_embedding = nn.Embedding(a["vocab_size"], a["text_width"])
         self.positional_embedding = nn.Parameter(torch.empty(a["context_length"], a["text_width"]))
         self.ln_final = nn.LayerNorm(a["text_width"], eps=layer_norm_eps)
@@ -392,8 +553,10 @@ class CLIP(L.LightningModule):
     def encode_text(self, token_ids: Tensor) -> Tensor:
         """Unnormalised text embeddings (B, embed_dim) for token ids (B, T), read at each row's largest id."""
         if token_ids.dim() != 2 or not 0 < token_ids.shape[1] <= self.hparams.context_length:
-            raise RadfordError(f"token ids must be (batch, length <= {self.hparams.context_length}), got shape "
-                               f"{tuple(token_ids.shape)}")
+            raise RadfordError(
+                f"token ids must be (batch, length <= {self.hparams.context_length}), got shape "
+                f"{tuple(token_ids.shape)}"
+            )
         x = self.token_embedding(token_ids) + self.positional_embedding[: token_ids.shape[1]]
         x = self.ln_final(self.transformer(x))
         return x[torch.arange(x.shape[0], device=x.device), token_ids.argmax(dim=-1)] @ self.text_projection
@@ -437,12 +600,16 @@ class CLIP(L.LightningModule):
         loss, image, text = self.loss(batch, gather=False)
         similarity = image @ text.T
         targets = torch.arange(len(similarity), device=similarity.device)
-        metrics = {"loss": loss, "image_to_text": (similarity.argmax(1) == targets).float().mean(),
-                   "text_to_image": (similarity.argmax(0) == targets).float().mean()}
+        metrics = {
+            "loss": loss,
+            "image_to_text": (similarity.argmax(1) == targets).float().mean(),
+            "text_to_image": (similarity.argmax(0) == targets).float().mean(),
+        }
         for name, value in metrics.items():
             self.val_metrics[name].update(value, weight=len(targets))
-            self.log(f"val_{name}" if name == "loss" else f"val_{name}_top1", self.val_metrics[name],
-                     prog_bar=name == "loss")
+            self.log(
+                f"val_{name}" if name == "loss" else f"val_{name}_top1", self.val_metrics[name], prog_bar=name == "loss"
+            )
 
     def configure_optimizers(self):
         hp = self.hparams

@@ -25,16 +25,36 @@ from radford.tokenizers.clip import CLIPTokenizer
 
 OPEN_CLIP_CONFIG = "open_clip_config.json"
 # In the order looked for (open_clip's own order).
-OPEN_CLIP_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
-                     "open_clip_pytorch_model.bin")
+OPEN_CLIP_WEIGHTS = (
+    "open_clip_model.safetensors",
+    "open_clip_pytorch_model.safetensors",
+    "open_clip_pytorch_model.bin",
+)
 OPENAI_MERGES_FILE = "bpe_simple_vocab_16e6.txt.gz"  # CLIP's vocabulary as OpenAI and open_clip ship it
 
 # transformers' CLIPTextConfig/CLIPVisionConfig defaults (config.json stores only what differs from them).
-HF_TEXT_DEFAULTS = dict(vocab_size=49408, hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
-                        num_attention_heads=8, max_position_embeddings=77, hidden_act="quick_gelu",
-                        layer_norm_eps=1e-5, eos_token_id=49407)
-HF_VISION_DEFAULTS = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                          num_channels=3, image_size=224, patch_size=32, hidden_act="quick_gelu", layer_norm_eps=1e-5)
+HF_TEXT_DEFAULTS = dict(
+    vocab_size=49408,
+    hidden_size=512,
+    intermediate_size=2048,
+    num_hidden_layers=12,
+    num_attention_heads=8,
+    max_position_embeddings=77,
+    hidden_act="quick_gelu",
+    layer_norm_eps=1e-5,
+    eos_token_id=49407,
+)
+HF_VISION_DEFAULTS = dict(
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    num_channels=3,
+    image_size=224,
+    patch_size=32,
+    hidden_act="quick_gelu",
+    layer_norm_eps=1e-5,
+)
 # HF names to radford's (OpenAI's), applied in order; q, k and v projections are then stacked into in_proj.
 HF_RENAMES = (
     (r"^text_model\.embeddings\.token_embedding\.", "token_embedding."),
@@ -69,27 +89,44 @@ def architecture_from_hf(config: dict[str, Any]) -> dict[str, Any]:
     for name, part in (("text_config", text), ("vision_config", vision)):
         # One activation and one epsilon serve both encoders, as in every CLIP published.
         if part["hidden_act"] not in ("quick_gelu", "gelu") or part["hidden_act"] != text["hidden_act"]:
-            raise RadfordError(f"config.json's {name} sets hidden_act {part['hidden_act']!r}; radford's CLIP computes "
-                               "'quick_gelu' or 'gelu', the same in both encoders")
+            raise RadfordError(
+                f"config.json's {name} sets hidden_act {part['hidden_act']!r}; radford's CLIP computes "
+                "'quick_gelu' or 'gelu', the same in both encoders"
+            )
         if part["layer_norm_eps"] != text["layer_norm_eps"]:
-            raise RadfordError(f"config.json's {name} sets layer_norm_eps {part['layer_norm_eps']}, the text's "
-                               f"{text['layer_norm_eps']}; radford's CLIP uses one epsilon in both encoders")
+            raise RadfordError(
+                f"config.json's {name} sets layer_norm_eps {part['layer_norm_eps']}, the text's "
+                f"{text['layer_norm_eps']}; radford's CLIP uses one epsilon in both encoders"
+            )
     if vision["num_channels"] != 3:
-        raise RadfordError(f"config.json's vision_config has num_channels {vision['num_channels']}; radford's CLIP "
-                           "reads RGB images (3)")
+        raise RadfordError(
+            f"config.json's vision_config has num_channels {vision['num_channels']}; radford's CLIP "
+            "reads RGB images (3)"
+        )
     # transformers reads the text's features at the largest id when eos_token_id is 2 (its old configs), else at
     # the first eos_token_id; both are radford's argmax when the end-of-text token is the largest id.
     if text["eos_token_id"] not in (2, text["vocab_size"] - 1):
-        raise RadfordError(f"config.json's text_config has eos_token_id {text['eos_token_id']}; radford reads a text's "
-                           f"features at its largest id, which needs 2 or {text['vocab_size'] - 1}")
-    return dict(embed_dim=config.get("projection_dim", 512), image_size=vision["image_size"],
-                vision_layers=vision["num_hidden_layers"], vision_width=vision["hidden_size"],
-                vision_heads=vision["num_attention_heads"], patch_size=vision["patch_size"],
-                context_length=text["max_position_embeddings"], vocab_size=text["vocab_size"],
-                text_width=text["hidden_size"], text_heads=text["num_attention_heads"],
-                text_layers=text["num_hidden_layers"], vision_mlp_width=vision["intermediate_size"],
-                text_mlp_width=text["intermediate_size"], quick_gelu=text["hidden_act"] == "quick_gelu",
-                layer_norm_eps=text["layer_norm_eps"])
+        raise RadfordError(
+            f"config.json's text_config has eos_token_id {text['eos_token_id']}; radford reads a text's "
+            f"features at its largest id, which needs 2 or {text['vocab_size'] - 1}"
+        )
+    return dict(
+        embed_dim=config.get("projection_dim", 512),
+        image_size=vision["image_size"],
+        vision_layers=vision["num_hidden_layers"],
+        vision_width=vision["hidden_size"],
+        vision_heads=vision["num_attention_heads"],
+        patch_size=vision["patch_size"],
+        context_length=text["max_position_embeddings"],
+        vocab_size=text["vocab_size"],
+        text_width=text["hidden_size"],
+        text_heads=text["num_attention_heads"],
+        text_layers=text["num_hidden_layers"],
+        vision_mlp_width=vision["intermediate_size"],
+        text_mlp_width=text["intermediate_size"],
+        quick_gelu=text["hidden_act"] == "quick_gelu",
+        layer_norm_eps=text["layer_norm_eps"],
+    )
 
 
 def state_dict_from_hf(hf_sd: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -119,27 +156,79 @@ OPEN_CLIP_VISION_DEFAULTS = dict(layers=12, width=768, head_width=64, mlp_ratio=
 OPEN_CLIP_TEXT_DEFAULTS = dict(context_length=77, vocab_size=49408, width=512, heads=8, layers=12, mlp_ratio=4.0)
 # Settings that change what open_clip computes, with the values that mean OpenAI's architecture (its defaults): any
 # other value is refused. Layer norm after pooling one token is the same as before it, so either value is OpenAI's.
-_BLOCK = dict(ls_init_value=(None,), act_kwargs=(None,), block_type=(None, "default"), qk_norm=(False,),
-              scaled_cosine_attn=(False,), scale_heads=(False,), scale_attn_inner=(False,), scale_attn=(False,),
-              scale_fc=(False,), final_ln_after_pool=(False, True))
+_BLOCK = dict(
+    ls_init_value=(None,),
+    act_kwargs=(None,),
+    block_type=(None, "default"),
+    qk_norm=(False,),
+    scaled_cosine_attn=(False,),
+    scale_heads=(False,),
+    scale_attn_inner=(False,),
+    scale_attn=(False,),
+    scale_fc=(False,),
+    final_ln_after_pool=(False, True),
+)
 OPEN_CLIP_FIXED = {
     "model_cfg": dict(init_logit_bias=(None,), nonscalar_logit_scale=(False,), multimodal_cfg=(None,)),
-    "vision_cfg": dict(_BLOCK, timm_model_name=(None,), attentional_pool=(False,), no_ln_pre=(False,),
-                       pos_embed_type=("learnable",), pool_type=("tok",)),
-    "text_cfg": dict(_BLOCK, hf_model_name=(None,), embed_cls=(False,), no_causal_mask=(False,),
-                     pool_type=("argmax",), proj_bias=(False,), proj_type=("linear",)),
+    "vision_cfg": dict(
+        _BLOCK,
+        timm_model_name=(None,),
+        attentional_pool=(False,),
+        no_ln_pre=(False,),
+        pos_embed_type=("learnable",),
+        pool_type=("tok",),
+    ),
+    "text_cfg": dict(
+        _BLOCK,
+        hf_model_name=(None,),
+        embed_cls=(False,),
+        no_causal_mask=(False,),
+        pool_type=("argmax",),
+        proj_bias=(False,),
+        proj_type=("linear",),
+    ),
 }
 # Settings that do not change the weights or what a trained model computes (training, initialisation, precision,
 # outputs, and options of the refused timm and Hugging Face towers), or that radford reads itself (norm_kwargs).
 OPEN_CLIP_FREE = {
-    "model_cfg": {"embed_dim", "vision_cfg", "text_cfg", "quick_gelu", "custom_text", "init_logit_scale",
-                  "cast_dtype", "output_dict"},
-    "vision_cfg": {*OPEN_CLIP_VISION_DEFAULTS, "norm_kwargs", "patch_dropout", "output_tokens", "attn_pooler_queries",
-                   "attn_pooler_heads", "timm_model_pretrained", "timm_pool", "timm_proj", "timm_proj_bias",
-                   "timm_drop", "timm_drop_path"},
+    "model_cfg": {
+        "embed_dim",
+        "vision_cfg",
+        "text_cfg",
+        "quick_gelu",
+        "custom_text",
+        "init_logit_scale",
+        "cast_dtype",
+        "output_dict",
+    },
+    "vision_cfg": {
+        *OPEN_CLIP_VISION_DEFAULTS,
+        "norm_kwargs",
+        "patch_dropout",
+        "output_tokens",
+        "attn_pooler_queries",
+        "attn_pooler_heads",
+        "timm_model_pretrained",
+        "timm_pool",
+        "timm_proj",
+        "timm_proj_bias",
+        "timm_drop",
+        "timm_drop_path",
+    },
     # The tokenizer is read from the folder's files; eos_id and pad_id serve pool types radford refuses.
-    "text_cfg": {*OPEN_CLIP_TEXT_DEFAULTS, "norm_kwargs", "output_tokens", "hf_tokenizer_name", "tokenizer_mode",
-                 "tokenizer_kwargs", "eos_id", "pad_id", "hf_model_pretrained", "hf_proj_type", "hf_pooler_type"},
+    "text_cfg": {
+        *OPEN_CLIP_TEXT_DEFAULTS,
+        "norm_kwargs",
+        "output_tokens",
+        "hf_tokenizer_name",
+        "tokenizer_mode",
+        "tokenizer_kwargs",
+        "eos_id",
+        "pad_id",
+        "hf_model_pretrained",
+        "hf_proj_type",
+        "hf_pooler_type",
+    },
 }
 
 
@@ -147,11 +236,15 @@ def _check_open_clip(name: str, part: dict[str, Any]) -> None:
     for key, value in part.items():
         allowed = OPEN_CLIP_FIXED[name].get(key)
         if allowed is not None and value not in allowed:
-            raise RadfordError(f"{OPEN_CLIP_CONFIG}'s {name} sets {key} {value!r}, which radford's CLIP does not "
-                               f"compute (it computes OpenAI's architecture: {key} {allowed[0]!r})")
+            raise RadfordError(
+                f"{OPEN_CLIP_CONFIG}'s {name} sets {key} {value!r}, which radford's CLIP does not "
+                f"compute (it computes OpenAI's architecture: {key} {allowed[0]!r})"
+            )
         if allowed is None and key not in OPEN_CLIP_FREE[name]:
-            raise RadfordError(f"{OPEN_CLIP_CONFIG}'s {name} has the setting {key!r}, which radford does not know; "
-                               f"it reads: {', '.join(sorted(OPEN_CLIP_FREE[name] | OPEN_CLIP_FIXED[name].keys()))}")
+            raise RadfordError(
+                f"{OPEN_CLIP_CONFIG}'s {name} has the setting {key!r}, which radford does not know; "
+                f"it reads: {', '.join(sorted(OPEN_CLIP_FREE[name] | OPEN_CLIP_FIXED[name].keys()))}"
+            )
 
 
 def _side(value: int | list[int], name: str) -> int:
@@ -172,8 +265,10 @@ def _eps(vision: dict[str, Any], text: dict[str, Any]) -> float:
             raise RadfordError(f"{OPEN_CLIP_CONFIG}'s {name} sets norm_kwargs {kwargs}; radford's CLIP reads eps only")
         found.append(kwargs.get("eps", 1e-5))
     if found[0] != found[1]:
-        raise RadfordError(f"{OPEN_CLIP_CONFIG} gives the vision tower layer norm eps {found[0]} and the text tower "
-                           f"{found[1]}; radford's CLIP uses one epsilon in both encoders")
+        raise RadfordError(
+            f"{OPEN_CLIP_CONFIG} gives the vision tower layer norm eps {found[0]} and the text tower "
+            f"{found[1]}; radford's CLIP uses one epsilon in both encoders"
+        )
     return found[0]
 
 
@@ -181,8 +276,12 @@ def architecture_from_open_clip(config: dict[str, Any]) -> dict[str, Any]:
     """CLIP's architecture arguments from an ``open_clip_config.json`` (its ``model_cfg``), checked to be one radford
     computes exactly: OpenAI's ViT or modified ResNet with open_clip's widths, activation and epsilon."""
     model = config.get("model_cfg")
-    if not isinstance(model, dict) or not isinstance(model.get("vision_cfg"), dict) \
-            or not isinstance(model.get("text_cfg"), dict) or "embed_dim" not in model:
+    if (
+        not isinstance(model, dict)
+        or not isinstance(model.get("vision_cfg"), dict)
+        or not isinstance(model.get("text_cfg"), dict)
+        or "embed_dim" not in model
+    ):
         raise RadfordError(f"{OPEN_CLIP_CONFIG} has no model_cfg with embed_dim, vision_cfg and text_cfg")
     vision = {**OPEN_CLIP_VISION_DEFAULTS, **model["vision_cfg"]}
     text = {**OPEN_CLIP_TEXT_DEFAULTS, **model["text_cfg"]}
@@ -191,14 +290,21 @@ def architecture_from_open_clip(config: dict[str, Any]) -> dict[str, Any]:
     resnet = isinstance(vision["layers"], (list, tuple))
     width = vision["width"]
     # open_clip's heads: 64-wide by default; the ResNet's attention pool is 32 x width wide.
-    arch = dict(embed_dim=model["embed_dim"], image_size=_side(vision["image_size"], "image_size"),
-                vision_layers=tuple(vision["layers"]) if resnet else vision["layers"], vision_width=width,
-                vision_heads=width * (32 if resnet else 1) // vision["head_width"],
-                patch_size=None if resnet else _side(vision["patch_size"], "patch_size"),
-                vision_mlp_width=None if resnet else int(width * vision["mlp_ratio"]),
-                context_length=text["context_length"], vocab_size=text["vocab_size"], text_width=text["width"],
-                text_heads=text["heads"], text_layers=text["layers"],
-                text_mlp_width=int(text["width"] * text["mlp_ratio"]))
+    arch = dict(
+        embed_dim=model["embed_dim"],
+        image_size=_side(vision["image_size"], "image_size"),
+        vision_layers=tuple(vision["layers"]) if resnet else vision["layers"],
+        vision_width=width,
+        vision_heads=width * (32 if resnet else 1) // vision["head_width"],
+        patch_size=None if resnet else _side(vision["patch_size"], "patch_size"),
+        vision_mlp_width=None if resnet else int(width * vision["mlp_ratio"]),
+        context_length=text["context_length"],
+        vocab_size=text["vocab_size"],
+        text_width=text["width"],
+        text_heads=text["heads"],
+        text_layers=text["layers"],
+        text_mlp_width=int(text["width"] * text["mlp_ratio"]),
+    )
     return dict(arch, quick_gelu=bool(model.get("quick_gelu", False)), layer_norm_eps=_eps(vision, text))
 
 
@@ -246,8 +352,11 @@ class HFCLIPFolder:
 
     def detect(self, folder: Path) -> bool:
         # LAION's repositories hold both layouts: without Hugging Face weights, the folder is open_clip's.
-        return (folder / HF_CONFIG).is_file() and read_config(folder).get("model_type") == "clip" \
+        return (
+            (folder / HF_CONFIG).is_file()
+            and read_config(folder).get("model_type") == "clip"
             and (_has_any(folder, HF_WEIGHTS) or not _has_any(folder, OPEN_CLIP_WEIGHTS))
+        )
 
     def read(self, folder: Path) -> Weights:
         arch = architecture_from_hf(read_config(folder))

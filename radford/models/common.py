@@ -19,12 +19,19 @@ from radford.errors import RadfordError
 IGNORE_INDEX = -100  # the label of a target no loss scores: F.cross_entropy's default ignore_index
 
 
-def check_sampling(input_ids: Tensor, max_new_tokens: int, temperature: float, top_k: int | None,
-                   top_p: float | None, unit: str = "token") -> None:
+def check_sampling(
+    input_ids: Tensor,
+    max_new_tokens: int,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    unit: str = "token",
+) -> None:
     """One-line errors for generation options ``sample`` cannot honour, before anything is generated."""
     if input_ids.dim() != 2 or input_ids.shape[1] == 0:
-        raise RadfordError(f"input_ids must be (batch, time) with at least one {unit}, got shape "
-                           f"{tuple(input_ids.shape)}")
+        raise RadfordError(
+            f"input_ids must be (batch, time) with at least one {unit}, got shape {tuple(input_ids.shape)}"
+        )
     if max_new_tokens < 0:
         raise RadfordError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
     if temperature < 0:
@@ -60,8 +67,9 @@ def sample(
     return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
 
 
-def sampler(temperature: float, top_k: int | None, top_p: float | None,
-            generator: torch.Generator | None) -> partial[Tensor]:
+def sampler(
+    temperature: float, top_k: int | None, top_p: float | None, generator: torch.Generator | None
+) -> partial[Tensor]:
     """``sample`` with its options bound: the ``pick`` a model's generation loop calls on each step's logits."""
     return partial(sample, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
 
@@ -87,8 +95,9 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[l
         yield order[start : start + batch_size]
 
 
-def adamw(module: nn.Module, learning_rate: float, betas: tuple[float, float], weight_decay: float,
-          eps: float = 1e-8) -> torch.optim.AdamW:
+def adamw(
+    module: nn.Module, learning_rate: float, betas: tuple[float, float], weight_decay: float, eps: float = 1e-8
+) -> torch.optim.AdamW:
     """AdamW that decays matrices and embeddings only, not biases or gains (GPT-1 paper section 4.1, CLIP paper
     section 2.5). torch picks its multi-tensor kernel; the fused one is not used, since Lightning refuses to clip
     a fused optimizer's gradients under mixed precision, and every paper recipe clips."""
@@ -136,17 +145,25 @@ class Optimizers(torch.optim.Optimizer):
         self.param_groups = [group for part in self.parts for group in part.param_groups]
 
 
-def muon(module: nn.Module, matrices: Sequence[nn.Parameter], muon_learning_rate: float, learning_rate: float,
-         betas: tuple[float, float], weight_decay: float, eps: float = 1e-8) -> Optimizers:
+def muon(
+    module: nn.Module,
+    matrices: Sequence[nn.Parameter],
+    muon_learning_rate: float,
+    learning_rate: float,
+    betas: tuple[float, float],
+    weight_decay: float,
+    eps: float = 1e-8,
+) -> Optimizers:
     """``torch.optim.Muon`` for ``matrices`` (a network's hidden 2-D weights: Muon orthogonalises each update, which
     suits matrices that map one hidden space to another) and ``adamw``'s AdamW for the module's other parameters
     (embeddings, the head, gains, biases), as modded-nanogpt and nanochat train. Muon's learning rate is scaled by
     sqrt(max(1, rows / columns)) per matrix (Keller Jordan's), and it has no weight decay, as in nanochat."""
     chosen = {id(p) for p in matrices}
     rest = [p for p in module.parameters() if id(p) not in chosen]
-    return Optimizers(torch.optim.Muon([p for p in matrices if p.requires_grad], lr=muon_learning_rate,
-                                       weight_decay=0.0),
-                      torch.optim.AdamW(_decay_groups(rest, weight_decay), lr=learning_rate, betas=betas, eps=eps))
+    return Optimizers(
+        torch.optim.Muon([p for p in matrices if p.requires_grad], lr=muon_learning_rate, weight_decay=0.0),
+        torch.optim.AdamW(_decay_groups(rest, weight_decay), lr=learning_rate, betas=betas, eps=eps),
+    )
 
 
 def warmup_cosine(step: int, warmup_steps: int, decay_steps: float, min_ratio: float) -> float:
@@ -167,11 +184,26 @@ def warmup_cosine_schedule(optimizer: torch.optim.Optimizer, model: L.LightningM
     whole run, as its trainer estimates it)."""
     hparams = model.hparams
     decay_steps = hparams.decay_steps if hparams.decay_steps is not None else model.trainer.estimated_stepping_batches
-    schedule = partial(warmup_cosine, warmup_steps=hparams.warmup_steps, decay_steps=decay_steps,
-                       min_ratio=hparams.min_learning_rate / hparams.learning_rate)
+    schedule = partial(
+        warmup_cosine,
+        warmup_steps=hparams.warmup_steps,
+        decay_steps=decay_steps,
+        min_ratio=hparams.min_learning_rate / hparams.learning_rate,
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
-__all__ = ["IGNORE_INDEX", "Optimizers", "adamw", "check_sampling", "inference", "length_sorted_batches", "muon",
-           "sample", "sampler", "warmup_cosine", "warmup_cosine_schedule"]
+__all__ = [
+    "IGNORE_INDEX",
+    "Optimizers",
+    "adamw",
+    "check_sampling",
+    "inference",
+    "length_sorted_batches",
+    "muon",
+    "sample",
+    "sampler",
+    "warmup_cosine",
+    "warmup_cosine_schedule",
+]

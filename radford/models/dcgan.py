@@ -46,10 +46,13 @@ class Generator(nn.Module):
     def __init__(self, image_size: int, channels: int, latent_dim: int, width: int) -> None:
         super().__init__()
         n = _halvings(image_size)
-        widths = [width * 2 ** i for i in reversed(range(n))]  # 512, 256, 128, 64 at 64x64
+        widths = [width * 2**i for i in reversed(range(n))]  # 512, 256, 128, 64 at 64x64
         # The first layer is the paper's "projection and reshape" of z, written as a convolution on a 1x1 input.
-        layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim, widths[0], 4, 1, 0, bias=False),
-                                   nn.BatchNorm2d(widths[0]), nn.ReLU(True)]
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(latent_dim, widths[0], 4, 1, 0, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(True),
+        ]
         for wide, narrow in pairwise(widths):
             layers += [nn.ConvTranspose2d(wide, narrow, 4, 2, 1, bias=False), nn.BatchNorm2d(narrow), nn.ReLU(True)]
         # No batch norm at the output (section 3: it made samples oscillate), and Tanh to match pixels in [-1, 1].
@@ -67,7 +70,7 @@ class Discriminator(nn.Module):
     def __init__(self, image_size: int, channels: int, width: int) -> None:
         super().__init__()
         n = _halvings(image_size)
-        widths = [width * 2 ** i for i in range(n)]  # 64, 128, 256, 512 at 64x64
+        widths = [width * 2**i for i in range(n)]  # 64, 128, 256, 512 at 64x64
         # No batch norm on the input layer (section 3).
         layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         for narrow, wide in pairwise(widths):
@@ -115,8 +118,10 @@ def image_format(path: str | Path) -> str:
     suffix = Path(path).suffix.lower()
     formats = {s: f for s, f in Image.registered_extensions().items() if f in Image.SAVE}
     if suffix not in formats:
-        raise RadfordError(f"cannot write an image to {path}: unknown suffix {suffix!r}; valid: .png, .jpg, .webp, "
-                           f".bmp, .gif, .tif or another that Pillow writes")
+        raise RadfordError(
+            f"cannot write an image to {path}: unknown suffix {suffix!r}; valid: .png, .jpg, .webp, "
+            f".bmp, .gif, .tif or another that Pillow writes"
+        )
     return formats[suffix]
 
 
@@ -225,8 +230,9 @@ class DCGAN(L.LightningModule):
         and the reference."""
         logits_real = self.discriminator(real)
         logits_fake = self.discriminator(fake)
-        loss = F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real)) + \
-            F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake))
+        loss = F.binary_cross_entropy_with_logits(
+            logits_real, torch.ones_like(logits_real)
+        ) + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake))
         return loss, logits_real, logits_fake
 
     def generator_loss(self, fake: Tensor) -> Tensor:
@@ -290,5 +296,7 @@ class DCGAN(L.LightningModule):
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         hp = self.hparams
-        return [torch.optim.Adam(net.parameters(), lr=hp.learning_rate, betas=hp.betas)
-                for net in (self.discriminator, self.generator)]
+        return [
+            torch.optim.Adam(net.parameters(), lr=hp.learning_rate, betas=hp.betas)
+            for net in (self.discriminator, self.generator)
+        ]

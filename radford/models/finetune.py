@@ -94,16 +94,26 @@ class GPTFineTune(L.LightningModule):
         super().__init__()
         check_task(task)
         if num_classes < (1 if task == "similarity" else 2) and task != "multiple_choice":
-            raise RadfordError(f"num_classes must be at least {1 if task == 'similarity' else 2} for {task}, "
-                               f"got {num_classes}")
+            raise RadfordError(
+                f"num_classes must be at least {1 if task == 'similarity' else 2} for {task}, got {num_classes}"
+            )
         if lm_coef < 0:
             raise RadfordError(f"lm_coef must be >= 0 (0 turns the auxiliary LM loss off), got {lm_coef}")
         if not 0.0 <= classifier_dropout < 1.0:
             raise RadfordError(f"classifier_dropout must be in [0, 1), got {classifier_dropout}")
         if not 0.0 <= warmup_fraction < 1.0:
             raise RadfordError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
-        self.gpt = GPT(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
-                       bias=bias, post_norm=post_norm, dropout=dropout, pretrained=pretrained)
+        self.gpt = GPT(
+            vocab_size=vocab_size,
+            block_size=block_size,
+            n_layer=n_layer,
+            n_head=n_head,
+            n_embd=n_embd,
+            bias=bias,
+            post_norm=post_norm,
+            dropout=dropout,
+            pretrained=pretrained,
+        )
         # As GPT does: record the architecture actually built, not the path, so this run's checkpoints rebuild
         # without the pretrained file (their own weights replace the init).
         self.save_hyperparameters(ignore="pretrained")
@@ -180,9 +190,11 @@ class GPTFineTune(L.LightningModule):
         else:
             classes = logits.shape[-1]
             if int(labels.max()) >= classes:
-                raise RadfordError(f"label {int(labels.max())} is out of range for a model of {classes} "
-                                   f"{'choices' if self.hparams.task == 'multiple_choice' else 'classes'}: "
-                                   "set model.init_args.num_classes to the number of labels")
+                raise RadfordError(
+                    f"label {int(labels.max())} is out of range for a model of {classes} "
+                    f"{'choices' if self.hparams.task == 'multiple_choice' else 'classes'}: "
+                    "set model.init_args.num_classes to the number of labels"
+                )
             task_loss = F.cross_entropy(logits, labels.long())
         out = {"logits": logits, "task_loss": task_loss, "loss": task_loss}
         if self.hparams.lm_coef > 0:

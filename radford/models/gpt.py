@@ -94,8 +94,9 @@ class CausalSelfAttention(nn.Module):
             # The T queries are the last T of the keys' positions. is_causal aligns its mask top-left, which is right
             # when there are no earlier keys (training, a first pass over a prompt); one new query sees every key.
             past = k.shape[2] - T
-            mask = None if past == 0 or T == 1 else \
-                torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(past)
+            mask = (
+                None if past == 0 or T == 1 else torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(past)
+            )
             causal = past == 0
         dropout = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal)
@@ -177,8 +178,15 @@ class GPT(L.LightningModule):
         pretrained: str | None = None,
     ):
         super().__init__()
-        arch = dict(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
-                    bias=bias, post_norm=post_norm)
+        arch = dict(
+            vocab_size=vocab_size,
+            block_size=block_size,
+            n_layer=n_layer,
+            n_head=n_head,
+            n_embd=n_embd,
+            bias=bias,
+            post_norm=post_norm,
+        )
         state = None
         if pretrained is not None:
             loaded, state = pretrained_gpt(pretrained)
@@ -208,8 +216,9 @@ class GPT(L.LightningModule):
                 # Learned positions rather than sinusoids, as in GPT-1 paper section 4.1.
                 wpe=nn.Embedding(arch["block_size"], n_embd),
                 drop=nn.Dropout(dropout),
-                h=nn.ModuleList(Block(n_embd, arch["n_head"], dropout, arch["bias"], arch["post_norm"])
-                                for _ in range(n_layer)),
+                h=nn.ModuleList(
+                    Block(n_embd, arch["n_head"], dropout, arch["bias"], arch["post_norm"]) for _ in range(n_layer)
+                ),
             )
         )
         if not arch["post_norm"]:
@@ -227,8 +236,9 @@ class GPT(L.LightningModule):
                 self.load_state_dict(state)
             except RuntimeError as error:
                 detail = " ".join(str(error).split())
-                raise RadfordError(f"the weights of {pretrained} do not fit their architecture: {detail[:300]}") \
-                    from error
+                raise RadfordError(
+                    f"the weights of {pretrained} do not fit their architecture: {detail[:300]}"
+                ) from error
         else:
             self._init_parameters()
 
@@ -254,8 +264,10 @@ class GPT(L.LightningModule):
     def kv_cache(self, batch_size: int) -> list[KVCache]:
         """An empty key/value cache for ``hidden_states``, one entry per layer."""
         hp = self.hparams
-        return [KVCache(batch_size, hp.n_head, hp.block_size, hp.n_embd // hp.n_head, self.lm_head.weight)
-                for _ in range(hp.n_layer)]
+        return [
+            KVCache(batch_size, hp.n_head, hp.block_size, hp.n_embd // hp.n_head, self.lm_head.weight)
+            for _ in range(hp.n_layer)
+        ]
 
     def hidden_states(self, input_ids: Tensor, cache: list[KVCache] | None = None) -> Tensor:
         """The final hidden states (batch, time, n_embd) the LM head reads, for token ids (batch, time): after
@@ -447,8 +459,9 @@ def pretrained_gpt(path: str) -> tuple[dict[str, Any], dict[str, Tensor]]:
     a folder in a format radford reads (a Hugging Face GPT-2 or OpenAI GPT folder)."""
     weights = read_weights(path)
     if not issubclass(weights.model_class, GPT):
-        raise RadfordError(f"{path} holds a {weights.model_class.__name__}, not a GPT's weights; load it whole with "
-                           "radford.load")
+        raise RadfordError(
+            f"{path} holds a {weights.model_class.__name__}, not a GPT's weights; load it whole with radford.load"
+        )
     absent = [name for name in ARCHITECTURE if name not in weights.hparams]
     if absent:
         raise RadfordError(f"{path} holds no GPT weights: its checkpoint lacks {', '.join(absent)}")
@@ -467,8 +480,11 @@ def _with_defaults(base: type[GPT], **defaults: Any) -> Callable[[type[GPT]], ty
         def __init__(self: GPT, **kwargs: Any) -> None:
             base.__init__(self, **{**defaults, **kwargs})
 
-        __init__.__signature__ = signature.replace(parameters=[  # type: ignore[attr-defined]
-            p.replace(default=defaults.get(name, p.default)) for name, p in signature.parameters.items()])
+        __init__.__signature__ = signature.replace(
+            parameters=[  # type: ignore[attr-defined]
+                p.replace(default=defaults.get(name, p.default)) for name, p in signature.parameters.items()
+            ]
+        )
         __init__.__doc__ = base.__init__.__doc__
         cls.__init__ = __init__  # type: ignore[method-assign]
         return cls
@@ -476,8 +492,18 @@ def _with_defaults(base: type[GPT], **defaults: Any) -> Callable[[type[GPT]], ty
     return decorate
 
 
-@_with_defaults(GPT, vocab_size=40478, block_size=512, dropout=0.1, post_norm=True, learning_rate=2.5e-4,
-                min_learning_rate=0.0, weight_decay=0.01, betas=(0.9, 0.999), warmup_steps=2000)
+@_with_defaults(
+    GPT,
+    vocab_size=40478,
+    block_size=512,
+    dropout=0.1,
+    post_norm=True,
+    learning_rate=2.5e-4,
+    min_learning_rate=0.0,
+    weight_decay=0.01,
+    betas=(0.9, 0.999),
+    warmup_steps=2000,
+)
 class GPT1(GPT):
     """GPT-1 (GPT-1 paper section 4.1): post-norm blocks without a final LayerNorm, 512 positions, BPE with 40,000
     merges (40,478 tokens with the characters), dropout 0.1, Adam at 2.5e-4 warmed up over 2000 updates and

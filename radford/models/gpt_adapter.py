@@ -51,15 +51,25 @@ class Family:
 
 FAMILIES = {
     "gpt2": Family(
-        GPT, ("GPT2LMHeadModel", "GPT2Model"), renames={},
-        fixed={"activation_function": ("gelu_new", "gelu_pytorch_tanh"), "layer_norm_epsilon": (1e-5,),
-               "n_inner": (None,), "scale_attn_weights": (True,), "scale_attn_by_inverse_layer_idx": (False,)},
+        GPT,
+        ("GPT2LMHeadModel", "GPT2Model"),
+        renames={},
+        fixed={
+            "activation_function": ("gelu_new", "gelu_pytorch_tanh"),
+            "layer_norm_epsilon": (1e-5,),
+            "n_inner": (None,),
+            "scale_attn_weights": (True,),
+            "scale_attn_by_inverse_layer_idx": (False,),
+        },
     ),
     # HF's OpenAI GPT calls GELU's tanh approximation "gelu" (GPT2's "gelu_new").
     "openai-gpt": Family(
-        GPT1, ("OpenAIGPTLMHeadModel", "OpenAIGPTModel"),
-        renames={"transformer.tokens_embed.weight": "transformer.wte.weight",
-                 "transformer.positions_embed.weight": "transformer.wpe.weight"},
+        GPT1,
+        ("OpenAIGPTLMHeadModel", "OpenAIGPTModel"),
+        renames={
+            "transformer.tokens_embed.weight": "transformer.wte.weight",
+            "transformer.positions_embed.weight": "transformer.wpe.weight",
+        },
         fixed={"afn": ("gelu",), "layer_norm_epsilon": (1e-5,)},
     ),
 }
@@ -88,11 +98,15 @@ def state_dict_to_hf(sd: dict[str, Tensor], model_type: str = "gpt2") -> dict[st
     # Only GPT-2 has a final LayerNorm: writing one family's weights in the other's layout would drop or miss it.
     family = "gpt2" if PREFIX + "ln_f.weight" in sd else "openai-gpt"
     if model_type != family:
-        raise RadfordError(f"model_type {model_type!r} does not fit these weights, which are {family!r} "
-                           f"(a final LayerNorm only in gpt2)")
+        raise RadfordError(
+            f"model_type {model_type!r} does not fit these weights, which are {family!r} "
+            f"(a final LayerNorm only in gpt2)"
+        )
     renames = {ours: hf for hf, ours in FAMILIES[model_type].renames.items()}
-    hf_sd = {renames.get(key, key): value.t().contiguous() if key.endswith(TRANSPOSED) else value
-             for key, value in sd.items()}
+    hf_sd = {
+        renames.get(key, key): value.t().contiguous() if key.endswith(TRANSPOSED) else value
+        for key, value in sd.items()
+    }
     hf_sd["lm_head.weight"] = sd[PREFIX + "wte.weight"]
     return hf_sd
 
@@ -104,12 +118,16 @@ def _checked_config(folder: Path) -> tuple[Family, dict[str, Any]]:
     file = folder / HF_CONFIG
     for architecture in config.get("architectures") or ():
         if architecture not in family.architectures:
-            raise RadfordError(f"{file} names architecture {architecture!r}, which radford does not load; "
-                               f"supported for {model_type}: {', '.join(family.architectures)}")
+            raise RadfordError(
+                f"{file} names architecture {architecture!r}, which radford does not load; "
+                f"supported for {model_type}: {', '.join(family.architectures)}"
+            )
     for key, values in family.fixed.items():
         if config.get(key, values[0]) not in values:
-            raise RadfordError(f"{file} sets {key} to {config[key]!r}; radford's {model_type} computes "
-                               f"{' or '.join(map(repr, values))}")
+            raise RadfordError(
+                f"{file} sets {key} to {config[key]!r}; radford's {model_type} computes "
+                f"{' or '.join(map(repr, values))}"
+            )
     absent = [key for key in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head") if key not in config]
     if absent:
         raise RadfordError(f"{file} lacks {', '.join(absent)}: a {model_type} config.json names its architecture")
@@ -122,12 +140,16 @@ def _check_fits(folder: Path, arch: dict[str, Any], state_dict: dict[str, Tensor
         expected = GPT(**arch).state_dict()
     problems = [f"{key} is missing" for key in sorted(expected.keys() - state_dict.keys())]
     problems += [f"{key} is unexpected" for key in sorted(state_dict.keys() - expected.keys())]
-    problems += [f"{key} is {tuple(state_dict[key].shape)}, not {tuple(expected[key].shape)}"
-                 for key in sorted(expected.keys() & state_dict.keys()) if state_dict[key].shape != expected[key].shape]
+    problems += [
+        f"{key} is {tuple(state_dict[key].shape)}, not {tuple(expected[key].shape)}"
+        for key in sorted(expected.keys() & state_dict.keys())
+        if state_dict[key].shape != expected[key].shape
+    ]
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise RadfordError(f"weights in {folder} do not fit the architecture of its {HF_CONFIG} ({arch}): "
-                           f"{problems[0]}{more}")
+        raise RadfordError(
+            f"weights in {folder} do not fit the architecture of its {HF_CONFIG} ({arch}): {problems[0]}{more}"
+        )
 
 
 class HFGPTFolder:
@@ -140,18 +162,27 @@ class HFGPTFolder:
 
     def read(self, folder: Path) -> Weights:
         family, config = _checked_config(folder)
-        arch = {"vocab_size": config["vocab_size"], "block_size": config["n_positions"], "n_layer": config["n_layer"],
-                "n_head": config["n_head"], "n_embd": config["n_embd"], "bias": True,
-                "post_norm": family.model_class is GPT1}
+        arch = {
+            "vocab_size": config["vocab_size"],
+            "block_size": config["n_positions"],
+            "n_layer": config["n_layer"],
+            "n_head": config["n_head"],
+            "n_embd": config["n_embd"],
+            "bias": True,
+            "post_norm": family.model_class is GPT1,
+        }
         try:
             state_dict = state_dict_from_hf(read_hf_weights(folder))
         except (KeyError, AttributeError) as error:  # no token embedding, or not a dict of tensors
-            raise RadfordError(f"the weights in {folder} are not a {config['model_type']} model's: no {error}") \
-                from error
+            raise RadfordError(
+                f"the weights in {folder} are not a {config['model_type']} model's: no {error}"
+            ) from error
         # radford's output layer is the token embedding, as OpenAI's; an untied one would be silently replaced.
         if not torch.equal(state_dict["lm_head.weight"], state_dict[PREFIX + "wte.weight"]):
-            raise RadfordError(f"{folder} has an output layer (lm_head) other than its token embedding "
-                               "(tie_word_embeddings: false); radford's GPT ties them, as OpenAI's models do")
+            raise RadfordError(
+                f"{folder} has an output layer (lm_head) other than its token embedding "
+                "(tie_word_embeddings: false); radford's GPT ties them, as OpenAI's models do"
+            )
         _check_fits(folder, arch, state_dict)
         return Weights(family.model_class, arch, state_dict, folder_tokenizer(folder))
 
@@ -167,18 +198,28 @@ class HFGPTFolder:
         # GPT2Config's default end-of-text id is GPT-2's 50256, which another vocabulary may not have.
         eot = weights.tokenizer.eot_id if weights.tokenizer is not None else None
         config = {
-            "model_type": model_type, "architectures": [family.architectures[0]],
-            "vocab_size": arch["vocab_size"], "n_positions": arch["block_size"], "n_embd": arch["n_embd"],
-            "n_layer": arch["n_layer"], "n_head": arch["n_head"], "tie_word_embeddings": True,
-            "bos_token_id": eot, "eos_token_id": eot,
+            "model_type": model_type,
+            "architectures": [family.architectures[0]],
+            "vocab_size": arch["vocab_size"],
+            "n_positions": arch["block_size"],
+            "n_embd": arch["n_embd"],
+            "n_layer": arch["n_layer"],
+            "n_head": arch["n_head"],
+            "tie_word_embeddings": True,
+            "bos_token_id": eot,
+            "eos_token_id": eot,
             **{key: values[0] for key, values in family.fixed.items()},
         }
         hf_sd = state_dict_to_hf(weights.state_dict, model_type)
         # lm_head is wte (tied); safetensors refuses two names for one tensor, and transformers ties it again on load.
         del hf_sd["lm_head.weight"]
         folder.mkdir(parents=True, exist_ok=True)
-        write_atomically(folder / HF_WEIGHTS[0], lambda tmp: save_file(
-            {key: value.contiguous() for key, value in hf_sd.items()}, tmp, metadata={"format": "pt"}))
+        write_atomically(
+            folder / HF_WEIGHTS[0],
+            lambda tmp: save_file(
+                {key: value.contiguous() for key, value in hf_sd.items()}, tmp, metadata={"format": "pt"}
+            ),
+        )
         # The tokenizer's files as transformers reads them back (AutoTokenizer, pipeline), and generate's defaults.
         files = {} if weights.tokenizer is None else hf_tokenizer_files(weights.tokenizer, arch["block_size"])
         files[GENERATION_CONFIG] = json.dumps({"bos_token_id": eot, "eos_token_id": eot} if eot is not None else {})
@@ -188,8 +229,7 @@ class HFGPTFolder:
             if name not in files:
                 (folder / name).unlink(missing_ok=True)
         # Last, so that a folder with a config.json has the weights it describes.
-        write_atomically(folder / HF_CONFIG,
-                         lambda tmp: tmp.write_text(json.dumps(config, indent=2), encoding="utf-8"))
+        write_atomically(folder / HF_CONFIG, lambda tmp: tmp.write_text(json.dumps(config, indent=2), encoding="utf-8"))
 
 
 HF_GPT = HFGPTFolder()

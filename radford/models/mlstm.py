@@ -65,8 +65,13 @@ class MLSTMCell(nn.Module):
         zeros = like.new_zeros(batch_size, self.hidden_size)
         return zeros, zeros
 
-    def forward(self, x: Tensor, state: State | None = None, mask: Tensor | None = None,
-                fixed: Mapping[int, float] | None = None) -> tuple[Tensor, State]:
+    def forward(
+        self,
+        x: Tensor,
+        state: State | None = None,
+        mask: Tensor | None = None,
+        fixed: Mapping[int, float] | None = None,
+    ) -> tuple[Tensor, State]:
         """Run inputs (batch, time, input_size) from ``state`` (zeros if None).
 
         Returns every step's hidden state (batch, time, hidden_size) and the final (cell, hidden) state. Where
@@ -84,8 +89,17 @@ class MLSTMCell(nn.Module):
         return hs, (cs[:, -1], hs[:, -1])
 
 
-def recur(xz: Tensor, xm: Tensor, wh: Tensor, wmh: Tensor, c: Tensor, h: Tensor, mask: Tensor | None = None,
-          fixed: Mapping[int, float] | None = None, keep: bool = False) -> tuple[Tensor, ...]:
+def recur(
+    xz: Tensor,
+    xm: Tensor,
+    wh: Tensor,
+    wmh: Tensor,
+    c: Tensor,
+    h: Tensor,
+    mask: Tensor | None = None,
+    fixed: Mapping[int, float] | None = None,
+    keep: bool = False,
+) -> tuple[Tensor, ...]:
     """The time loop of ``MLSTMCell`` given the input projections ``xz = x wx + b`` (batch, time, 4 hidden) and
     ``xm = x wmx`` (batch, time, hidden). Returns the hidden and cell states of every step (batch, time,
     hidden), and with ``keep`` what ``Recurrence.backward`` reads: every step's h wmh, m, and gates i, f, o, u
@@ -124,8 +138,17 @@ class Recurrence(torch.autograd.Function):
     the window, as cuDNN's RNNs do."""
 
     @staticmethod
-    def forward(ctx, xz: Tensor, xm: Tensor, wh: Tensor, wmh: Tensor, c0: Tensor, h0: Tensor,
-                mask: Tensor | None, fixed: Mapping[int, float] | None) -> tuple[Tensor, Tensor]:
+    def forward(
+        ctx,
+        xz: Tensor,
+        xm: Tensor,
+        wh: Tensor,
+        wmh: Tensor,
+        c0: Tensor,
+        h0: Tensor,
+        mask: Tensor | None,
+        fixed: Mapping[int, float] | None,
+    ) -> tuple[Tensor, Tensor]:
         hs, cs, a, m, gates = recur(xz, xm, wh, wmh, c0, h0, mask, fixed, keep=True)
         ctx.save_for_backward(xm, wh, wmh, c0, h0, hs, cs, a, m, gates, mask)
         ctx.fixed = list(fixed or ())
@@ -187,8 +210,11 @@ class MLSTM(L.LightningModule):
         decay_steps: int | None = None,
     ):
         super().__init__()
-        for name, value in (("vocab_size", vocab_size), ("embedding_size", embedding_size),
-                            ("hidden_size", hidden_size)):
+        for name, value in (
+            ("vocab_size", vocab_size),
+            ("embedding_size", embedding_size),
+            ("hidden_size", hidden_size),
+        ):
             if value <= 0:
                 raise RadfordError(f"{name} must be positive, got {value}")
         self.save_hyperparameters()
@@ -200,8 +226,13 @@ class MLSTM(L.LightningModule):
         self._state: State | None = None
         self._train_state: State | None = None
 
-    def forward(self, input_ids: Tensor, state: State | None = None, mask: Tensor | None = None,
-                fixed: Mapping[int, float] | None = None) -> tuple[Tensor, State]:
+    def forward(
+        self,
+        input_ids: Tensor,
+        state: State | None = None,
+        mask: Tensor | None = None,
+        fixed: Mapping[int, float] | None = None,
+    ) -> tuple[Tensor, State]:
         """Next-byte logits (batch, time, 256) and the final (cell, hidden) state."""
         hs, state = self.rnn(self.embd(input_ids), state, mask, fixed)
         return self.out(hs), state
@@ -244,14 +275,16 @@ class MLSTM(L.LightningModule):
         fixed = dict(fix_units or {})
         bad = [unit for unit in fixed if not 0 <= unit < self.hparams.hidden_size]
         if bad:
-            raise RadfordError(f"unit {bad[0]} does not exist: this mLSTM's units are 0 to "
-                               f"{self.hparams.hidden_size - 1}")
+            raise RadfordError(
+                f"unit {bad[0]} does not exist: this mLSTM's units are 0 to {self.hparams.hidden_size - 1}"
+            )
         pick = sampler(temperature, top_k, top_p, generator)
         # A function that returns the generator, so that the checks above run at the call, not at the first step.
         return self._generate(input_ids, max_new_tokens, pick, fixed)
 
-    def _generate(self, ids: Tensor, max_new_tokens: int, pick: Callable[[Tensor], Tensor],
-                  fixed: dict[int, float]) -> Iterator[Tensor]:
+    def _generate(
+        self, ids: Tensor, max_new_tokens: int, pick: Callable[[Tensor], Tensor], fixed: dict[int, float]
+    ) -> Iterator[Tensor]:
         state, new = None, ids  # the state is the whole context: each step reads one byte
         for _ in range(max_new_tokens):
             with inference(self):

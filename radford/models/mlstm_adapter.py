@@ -31,15 +31,41 @@ from radford.tokenizers.bytes import VOCAB_SIZE, ByteTokenizer
 
 FILES = 15
 # State-dict names of the files, in order; wh's four column blocks (files 2-5) are one parameter.
-NAMES = ("embd.weight", "rnn.wx", "rnn.wh", "rnn.wh", "rnn.wh", "rnn.wh", "rnn.wmx", "rnn.wmh", "rnn.b", "rnn.gx",
-         "rnn.gh", "rnn.gmx", "rnn.gmh", "out.weight", "out.bias")
+NAMES = (
+    "embd.weight",
+    "rnn.wx",
+    "rnn.wh",
+    "rnn.wh",
+    "rnn.wh",
+    "rnn.wh",
+    "rnn.wmx",
+    "rnn.wmh",
+    "rnn.b",
+    "rnn.gx",
+    "rnn.gh",
+    "rnn.gmx",
+    "rnn.gmh",
+    "out.weight",
+    "out.bias",
+)
 WH_BLOCKS = 4
 
 
 def _expected_shapes(vocab: int, embedding: int, hidden: int) -> list[tuple[int, ...]]:
-    return [(vocab, embedding), (embedding, 4 * hidden), *[(hidden, hidden)] * WH_BLOCKS, (embedding, hidden),
-            (hidden, hidden), (4 * hidden,), (4 * hidden,), (4 * hidden,), (hidden,), (hidden,), (hidden, vocab),
-            (vocab,)]
+    return [
+        (vocab, embedding),
+        (embedding, 4 * hidden),
+        *[(hidden, hidden)] * WH_BLOCKS,
+        (embedding, hidden),
+        (hidden, hidden),
+        (4 * hidden,),
+        (4 * hidden,),
+        (4 * hidden,),
+        (hidden,),
+        (hidden,),
+        (hidden, vocab),
+        (vocab,),
+    ]
 
 
 def _read_array(file: Path) -> np.ndarray:
@@ -55,8 +81,10 @@ def _read_array(file: Path) -> np.ndarray:
 class SentimentNeuronRelease:
     """The ``radford.formats`` entry for OpenAI's sentiment-neuron release (read only)."""
 
-    description = ("OpenAI's sentiment-neuron release (0.npy ... 14.npy, the model/ folder of "
-                   "openai/generating-reviews-discovering-sentiment)")
+    description = (
+        "OpenAI's sentiment-neuron release (0.npy ... 14.npy, the model/ folder of "
+        "openai/generating-reviews-discovering-sentiment)"
+    )
 
     def detect(self, folder: Path) -> bool:
         return all((folder / f"{i}.npy").is_file() for i in range(FILES))
@@ -64,16 +92,21 @@ class SentimentNeuronRelease:
     def read(self, folder: Path) -> Weights:
         arrays = [_read_array(folder / f"{i}.npy") for i in range(FILES)]
         if arrays[0].ndim != 2 or arrays[7].ndim != 2:
-            raise RadfordError(f"{folder / '0.npy'} and {folder / '7.npy'} must be matrices (the byte embedding and "
-                               f"wmh), not of shapes {arrays[0].shape} and {arrays[7].shape}")
+            raise RadfordError(
+                f"{folder / '0.npy'} and {folder / '7.npy'} must be matrices (the byte embedding and "
+                f"wmh), not of shapes {arrays[0].shape} and {arrays[7].shape}"
+            )
         (vocab, embedding), hidden = arrays[0].shape, arrays[7].shape[0]
         if vocab != VOCAB_SIZE:
-            raise RadfordError(f"{folder / '0.npy'} embeds {vocab} tokens; the sentiment neuron reads the "
-                               f"{VOCAB_SIZE} bytes")
+            raise RadfordError(
+                f"{folder / '0.npy'} embeds {vocab} tokens; the sentiment neuron reads the {VOCAB_SIZE} bytes"
+            )
         for i, (array, shape) in enumerate(zip(arrays, _expected_shapes(vocab, embedding, hidden), strict=True)):
             if array.shape != shape:
-                raise RadfordError(f"{folder / f'{i}.npy'} ({NAMES[i]}) is {array.shape}, not {shape}: the 15 files "
-                                   f"of a release with {vocab} tokens, {embedding}-wide embedding and {hidden} units")
+                raise RadfordError(
+                    f"{folder / f'{i}.npy'} ({NAMES[i]}) is {array.shape}, not {shape}: the 15 files "
+                    f"of a release with {vocab} tokens, {embedding}-wide embedding and {hidden} units"
+                )
         tensors = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in arrays]
         state_dict = dict(zip(NAMES, tensors, strict=True))
         state_dict["rnn.wh"] = torch.cat(tensors[2 : 2 + WH_BLOCKS], dim=1)  # as encoder.py's params[2]

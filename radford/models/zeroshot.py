@@ -46,8 +46,10 @@ def token_bytes(tokenizer: Tokenizer) -> Tensor:
     backend = tokenizers.Tokenizer.from_str(tokenizer.to_json())
     special = {i for i, token in backend.get_added_tokens_decoder().items() if token.special}
     byte_level = isinstance(backend.decoder, decoders.ByteLevel)
-    sizes = [0 if i in special else len(backend.id_to_token(i)) if byte_level else len(backend.decode([i]).encode())
-             for i in range(tokenizer.vocab_size)]
+    sizes = [
+        0 if i in special else len(backend.id_to_token(i)) if byte_level else len(backend.decode([i]).encode())
+        for i in range(tokenizer.vocab_size)
+    ]
     return torch.tensor(sizes)
 
 
@@ -116,11 +118,16 @@ class ZeroShot(L.LightningModule):
         if self.text.update_called:
             total = self.text.compute()
             loss = total["nats"] / total["tokens"]
-            self.log_dict({"test_loss": loss, "test_ppl": loss.exp(),
-                           "test_bpb": total["nats"] / math.log(2) / total["bytes"]})
+            self.log_dict(
+                {"test_loss": loss, "test_ppl": loss.exp(), "test_bpb": total["nats"] / math.log(2) / total["bytes"]}
+            )
         if self.lambada.update_called:
             total = self.lambada.compute()
-            self.log_dict({"test_lambada_acc": total["correct"] / total["passages"],
-                           "test_lambada_ppl": (total["nats"] / total["tokens"]).exp()})
+            self.log_dict(
+                {
+                    "test_lambada_acc": total["correct"] / total["passages"],
+                    "test_lambada_ppl": (total["nats"] / total["tokens"]).exp(),
+                }
+            )
         self.text.reset()
         self.lambada.reset()

@@ -11,5 +11,16 @@ from radford.tokenizers.clip import CLIPTokenizer
 from radford.tokenizers.files import from_files, from_json
 from radford.tokenizers.gpt1 import GPT1BPE
 
-__all__ = ["BPE", "BPE_PAIRS", "EOT", "GPT1BPE", "GPT2BPE", "TOKENIZER_JSON", "CLIPTokenizer", "Char", "Tokenizer",
-           "from_files", "from_json"]
+__all__ = [
+    "BPE",
+    "BPE_PAIRS",
+    "EOT",
+    "GPT1BPE",
+    "GPT2BPE",
+    "TOKENIZER_JSON",
+    "CLIPTokenizer",
+    "Char",
+    "Tokenizer",
+    "from_files",
+    "from_json",
+]

@@ -54,14 +54,18 @@ class GPT2BPE(Tokenizer):
         if len(files) == 1:
             backend = read_json(files[0])
             if not isinstance(backend.model, models.BPE) or backend.model.end_of_word_suffix:
-                raise RadfordError(f"GPT2BPE needs a byte-level BPE but {files[0]} holds another kind of tokenizer; "
-                                   "use radford.tokenizers.from_files for any kind")
+                raise RadfordError(
+                    f"GPT2BPE needs a byte-level BPE but {files[0]} holds another kind of tokenizer; "
+                    "use radford.tokenizers.from_files for any kind"
+                )
         else:
             vocab, merges = read_pair(*files)
             if word_final(vocab):
-                raise RadfordError(f"{files[0]} is a BPE whose tokens end words with {END_OF_WORD} (GPT-1's or "
-                                   "CLIP's), not GPT-2's byte-level one; use the gpt1 tokenizer, or "
-                                   "radford.tokenizers.from_files for any kind")
+                raise RadfordError(
+                    f"{files[0]} is a BPE whose tokens end words with {END_OF_WORD} (GPT-1's or "
+                    "CLIP's), not GPT-2's byte-level one; use the gpt1 tokenizer, or "
+                    "radford.tokenizers.from_files for any kind"
+                )
             backend = byte_level(models.BPE(vocab, merges))
         self._backend = backend
 

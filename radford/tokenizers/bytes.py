@@ -33,9 +33,11 @@ class ByteTokenizer(Tokenizer):
         printable = [ord(char) for char in chars if ord(char) < VOCAB_SIZE]
         order = printable + [b for b in range(VOCAB_SIZE) if b not in printable]
         backend = tokenizers.Tokenizer(models.WordLevel({char: b for b, char in zip(order, chars, strict=True)}))
-        backend.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-            pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated"),  # every byte's character a word
-        ])
+        backend.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+                pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated"),  # every byte's character a word
+            ]
+        )
         backend.decoder = decoders.ByteLevel()
         self._backend = backend

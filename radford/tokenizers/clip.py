@@ -58,13 +58,16 @@ def _backend(merges: Sequence[tuple[str, str]], vocab: dict[str, int] | None = N
         tokens = [*base, *(c + END_OF_WORD for c in base), *("".join(merge) for merge in merges), SOT, EOT]
         vocab = {token: i for i, token in enumerate(tokens)}
     backend = tokenizers.Tokenizer(models.BPE(vocab, list(merges), end_of_word_suffix=END_OF_WORD))
-    backend.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(WORDS), behavior="removed", invert=True),  # keep the matches, drop the rest
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),  # bytes as characters, no GPT-2 split
-    ])
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(WORDS), behavior="removed", invert=True),  # keep the matches, drop the rest
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),  # bytes as characters, no GPT-2 split
+        ]
+    )
     backend.decoder = decoders.Sequence([decoders.Replace(END_OF_WORD, " "), decoders.ByteLevel()])
     backend.post_processor = processors.TemplateProcessing(
-        single=f"{SOT} $A {EOT}", special_tokens=[(SOT, vocab[SOT]), (EOT, vocab[EOT])])
+        single=f"{SOT} $A {EOT}", special_tokens=[(SOT, vocab[SOT]), (EOT, vocab[EOT])]
+    )
     backend.add_special_tokens([SOT, EOT])
     return backend
 
@@ -101,8 +104,10 @@ def _read(path: Path) -> tokenizers.Tokenizer:
             return _backend(merges, model["vocab"])
     except (OSError, EOFError, ValueError, KeyError, TypeError) as error:
         raise RadfordError(f"cannot read CLIP's vocabulary from {path}: {error}") from error
-    raise RadfordError(f"no CLIP vocabulary at {path}: give bpe_simple_vocab_16e6.txt.gz (OpenAI's CLIP or open_clip "
-                       "ship it) or a Hugging Face folder with vocab.json + merges.txt or tokenizer.json")
+    raise RadfordError(
+        f"no CLIP vocabulary at {path}: give bpe_simple_vocab_16e6.txt.gz (OpenAI's CLIP or open_clip "
+        "ship it) or a Hugging Face folder with vocab.json + merges.txt or tokenizer.json"
+    )
 
 
 class CLIPTokenizer(Tokenizer):
@@ -122,8 +127,10 @@ class CLIPTokenizer(Tokenizer):
         if path is not None:
             self._backend = _read(local_path(path))
         elif vocab_size <= BASE_TOKENS:
-            raise RadfordError(f"CLIPTokenizer vocab_size {vocab_size} is too small: it needs more than "
-                               f"{BASE_TOKENS} (256 bytes, the same ending a word, {SOT} and {EOT})")
+            raise RadfordError(
+                f"CLIPTokenizer vocab_size {vocab_size} is too small: it needs more than "
+                f"{BASE_TOKENS} (256 bytes, the same ending a word, {SOT} and {EOT})"
+            )
         self.requested_vocab_size = vocab_size
         self.min_frequency = min_frequency
 
@@ -132,15 +139,22 @@ class CLIPTokenizer(Tokenizer):
         if self._backend is not None:
             return
         learner = _backend([])
-        trainer = trainers.BpeTrainer(vocab_size=self.requested_vocab_size + BASE_TOKENS, show_progress=False,
-                                      min_frequency=self.min_frequency, end_of_word_suffix=END_OF_WORD)
+        trainer = trainers.BpeTrainer(
+            vocab_size=self.requested_vocab_size + BASE_TOKENS,
+            show_progress=False,
+            min_frequency=self.min_frequency,
+            end_of_word_suffix=END_OF_WORD,
+        )
         learner.train_from_iterator(map(clean, texts), trainer)
         learned = json.loads(learner.to_str())["model"]["merges"]
         merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in learned]
         self._backend = _backend(merges[: self.requested_vocab_size - BASE_TOKENS])
         if self.vocab_size < self.requested_vocab_size:
-            warnings.warn(f"CLIPTokenizer learned {self.vocab_size} tokens of the {self.requested_vocab_size} asked "
-                          "for: the captions have no more pairs that occur min_frequency times", stacklevel=2)
+            warnings.warn(
+                f"CLIPTokenizer learned {self.vocab_size} tokens of the {self.requested_vocab_size} asked "
+                "for: the captions have no more pairs that occur min_frequency times",
+                stacklevel=2,
+            )
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return super().encode_batch(list(map(clean, texts)))

@@ -53,14 +53,18 @@ class GPT1BPE(Tokenizer):
         if len(files) == 1:
             backend = read_json(files[0])
             if not is_gpt1(backend):
-                raise RadfordError(f"{files[0]} is not GPT-1's tokenizer (a BPE whose tokens end words with "
-                                   f"{END_OF_WORD}); radford.tokenizers.from_files reads any kind")
+                raise RadfordError(
+                    f"{files[0]} is not GPT-1's tokenizer (a BPE whose tokens end words with "
+                    f"{END_OF_WORD}); radford.tokenizers.from_files reads any kind"
+                )
         else:
             vocab, merges = read_pair(*files)
             if not word_final(vocab) or SOT in vocab:
                 kind = "CLIP's" if SOT in vocab else "a byte-level BPE (GPT-2's kind)"
-                raise RadfordError(f"{files[0]} holds {kind}, not GPT-1's BPE (tokens ending words with "
-                                   f"{END_OF_WORD}); radford.tokenizers.from_files reads any kind")
+                raise RadfordError(
+                    f"{files[0]} holds {kind}, not GPT-1's BPE (tokens ending words with "
+                    f"{END_OF_WORD}); radford.tokenizers.from_files reads any kind"
+                )
             backend = gpt1_backend(vocab, merges)
         self._backend = backend
 

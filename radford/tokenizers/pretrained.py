@@ -18,8 +18,10 @@ class Pretrained(Tokenizer):
         super().__init__()
         saved = saved_tokenizer(path)
         if saved is None:
-            raise RadfordError(f"{path} holds no tokenizer: a radford .ckpt records its data module's, a model folder "
-                               "needs tokenizer.json or a vocabulary + merges pair (vocab.json + merges.txt)")
+            raise RadfordError(
+                f"{path} holds no tokenizer: a radford .ckpt records its data module's, a model folder "
+                "needs tokenizer.json or a vocabulary + merges pair (vocab.json + merges.txt)"
+            )
         self._saved = saved
         self._backend = saved._trained()
         # GPT-2's vocabulary ends with <|endoftext|>; GPT-1's has no such token.

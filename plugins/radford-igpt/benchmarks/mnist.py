@@ -39,9 +39,11 @@ def main() -> None:
     data = data_for(model, options.source)
     ids = {split: data.split(split) for split in SPLITS}
     side = math.isqrt(model.hparams.block_size)
-    print(f"{options.checkpoint}: {model.hparams.n_layer} layers, {model.hparams.n_embd} wide, "
-          f"{model.hparams.vocab_size} colours, {side}x{side} images; "
-          f"{', '.join(f'{len(ids[s][0])} {s}' for s in SPLITS)}")
+    print(
+        f"{options.checkpoint}: {model.hparams.n_layer} layers, {model.hparams.n_embd} wide, "
+        f"{model.hparams.vocab_size} colours, {side}x{side} images; "
+        f"{', '.join(f'{len(ids[s][0])} {s}' for s in SPLITS)}"
+    )
 
     with torch.inference_mode():
         test_ids = ids["test"][0]
@@ -49,17 +51,29 @@ def main() -> None:
     print(f"test loss: {loss:.4f} nats per pixel ({loss / math.log(2):.4f} bits)\n")
 
     rows = []
-    raw = PixelData(options.source, image_size=None, val_fraction=data.val_fraction,
-                    test_fraction=data.test_fraction, seed=data.seed)
+    raw = PixelData(
+        options.source,
+        image_size=None,
+        val_fraction=data.val_fraction,
+        test_fraction=data.test_fraction,
+        seed=data.seed,
+    )
     side_raw = raw.pixels("train")[0].shape[1]
-    rows.append((f"raw pixels, {side_raw}x{side_raw} grey",
-                 {s: (raw.pixels(s)[0].reshape(-1, side_raw * side_raw), raw.pixels(s)[1]) for s in SPLITS}))
-    rows.append((f"model input: {side}x{side} palette colours",
-                 {s: (data.palette().decode(ids[s][0].numpy())[..., 0], ids[s][1].numpy()) for s in SPLITS}))
+    rows.append(
+        (
+            f"raw pixels, {side_raw}x{side_raw} grey",
+            {s: (raw.pixels(s)[0].reshape(-1, side_raw * side_raw), raw.pixels(s)[1]) for s in SPLITS},
+        )
+    )
+    rows.append(
+        (
+            f"model input: {side}x{side} palette colours",
+            {s: (data.palette().decode(ids[s][0].numpy())[..., 0], ids[s][1].numpy()) for s in SPLITS},
+        )
+    )
     for layer in range(model.hparams.n_layer + 1):
         model.feature_layer = layer
-        features = {s: (model.features(ids[s][0], batch_size=BATCH).numpy(),
-                        ids[s][1].numpy()) for s in SPLITS}
+        features = {s: (model.features(ids[s][0], batch_size=BATCH).numpy(), ids[s][1].numpy()) for s in SPLITS}
         where = "final LayerNorm" if layer == model.hparams.n_layer else f"block {layer} input"
         rows.append((f"iGPT features, {where}", features))
 
@@ -69,8 +83,11 @@ def main() -> None:
         # One BLAS thread: on problems this small, more threads wait on each other (7x slower on 2 busy cores).
         with threadpool_limits(1):
             result = linear_probe(splits["train"], splits["val"], splits["test"])
-        print(f"| {name} | {splits['train'][0].shape[1]} | {result.C:g} | {result.val_accuracy:.3f} | "
-              f"{result.test_accuracy:.3f} |", flush=True)
+        print(
+            f"| {name} | {splits['train'][0].shape[1]} | {result.C:g} | {result.val_accuracy:.3f} | "
+            f"{result.test_accuracy:.3f} |",
+            flush=True,
+        )
 
     grid = completion_grid(model, ids["test"][0][: options.images], options.samples)
     grid.save(options.image)

@@ -37,8 +37,9 @@ def data_for(model: IGPT, source: str) -> PixelData:
     return PixelData(source, image_size=side, tokenizer=Palette.from_centers(model.palette.cpu().numpy()))
 
 
-def completion_grid(model: IGPT, ids: torch.Tensor, samples: int = 4, scale: int = 4, seed: int = 0,
-                    temperature: float = 1.0) -> Image.Image:
+def completion_grid(
+    model: IGPT, ids: torch.Tensor, samples: int = 4, scale: int = 4, seed: int = 0, temperature: float = 1.0
+) -> Image.Image:
     """One row per image of ids ``(N, side * side)``: the given top half (the rest grey), ``samples``
     completions, then the original; upscaled ``scale`` times."""
     side = math.isqrt(ids.shape[1])
@@ -71,8 +72,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         model = load_model(options.checkpoint)
         ids, _ = data_for(model, options.source).split("test")
-        grid = completion_grid(model, ids[: options.images], options.samples, seed=options.seed,
-                               temperature=options.temperature)
+        grid = completion_grid(
+            model, ids[: options.images], options.samples, seed=options.seed, temperature=options.temperature
+        )
     except RadfordError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -31,23 +31,24 @@ def read_images(source: str) -> tuple[np.ndarray, np.ndarray]:
         return np.round(digits.images * (255 / 16)).astype(np.uint8), digits.target
     path = dataset_path(source)
     if not path.is_file():
-        raise RadfordError(f"image source {source!r} not found: give {DIGITS!r}, the dataset 'mnist', or a CSV file of "
-                           "images")
+        raise RadfordError(
+            f"image source {source!r} not found: give {DIGITS!r}, the dataset 'mnist', or a CSV file of images"
+        )
     try:
         rows = np.loadtxt(path, delimiter=",", dtype=np.int64, ndmin=2)
     except ValueError as error:
         raise RadfordError(f"cannot read {source}: expected comma-separated integers ({error})") from error
     side = int(round((rows.shape[1] - 1) ** 0.5))
     if side * side != rows.shape[1] - 1 or not 0 <= rows[:, :-1].min() <= rows[:, :-1].max() <= 255:
-        raise RadfordError(f"{source} has rows of {rows.shape[1]} values: expected a square image's values 0-255 "
-                           "then a label")
+        raise RadfordError(
+            f"{source} has rows of {rows.shape[1]} values: expected a square image's values 0-255 then a label"
+        )
     return rows[:, :-1].reshape(-1, side, side).astype(np.uint8), rows[:, -1]
 
 
 def resize(images: np.ndarray, size: int) -> np.ndarray:
     """Grey images ``(N, H, W)`` bicubic-resized to ``(N, size, size)`` floats in [0, 1]."""
-    return np.stack([to_tensor(resize_center_crop(Image.fromarray(image), size))[0].numpy()
-                     for image in images])
+    return np.stack([to_tensor(resize_center_crop(Image.fromarray(image), size))[0].numpy() for image in images])
 
 
 class PixelData(L.LightningDataModule):
@@ -64,13 +65,23 @@ class PixelData(L.LightningDataModule):
         num_workers: loader worker processes.
     """
 
-    def __init__(self, source: str = DIGITS, image_size: int | None = None, tokenizer: Palette | None = None,
-                 batch_size: int = 64, val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0,
-                 num_workers: int = 0) -> None:
+    def __init__(
+        self,
+        source: str = DIGITS,
+        image_size: int | None = None,
+        tokenizer: Palette | None = None,
+        batch_size: int = 64,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
         super().__init__()
         if not (val_fraction > 0 and test_fraction > 0 and val_fraction + test_fraction < 1):
-            raise RadfordError(f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must be positive "
-                               "and sum to less than 1")
+            raise RadfordError(
+                f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must be positive "
+                "and sum to less than 1"
+            )
         if image_size is not None and image_size < 2:
             raise RadfordError(f"image_size must be at least 2 (or None to keep the images' size), got {image_size}")
         self.source, self.image_size = source, image_size
@@ -117,8 +128,13 @@ class PixelData(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         ids, _ = self.split(split)
         generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(TensorDataset(with_start(ids), ids), batch_size=self.batch_size, shuffle=shuffle,
-                          generator=generator, num_workers=self.num_workers)
+        return DataLoader(
+            TensorDataset(with_start(ids), ids),
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            num_workers=self.num_workers,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

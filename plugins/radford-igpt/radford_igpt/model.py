@@ -60,9 +60,19 @@ class IGPT(GPT):
         if post_norm:
             raise RadfordError("iGPT uses GPT-2's pre-norm blocks: post_norm must be False")
         super().__init__(
-            vocab_size=vocab_size, block_size=block_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
-            dropout=dropout, bias=bias, post_norm=post_norm, learning_rate=learning_rate,
-            min_learning_rate=min_learning_rate, weight_decay=weight_decay, betas=betas, warmup_steps=warmup_steps,
+            vocab_size=vocab_size,
+            block_size=block_size,
+            n_layer=n_layer,
+            n_head=n_head,
+            n_embd=n_embd,
+            dropout=dropout,
+            bias=bias,
+            post_norm=post_norm,
+            learning_rate=learning_rate,
+            min_learning_rate=min_learning_rate,
+            weight_decay=weight_decay,
+            betas=betas,
+            warmup_steps=warmup_steps,
             decay_steps=decay_steps,
         )
         # Filled from the data module's palette when training starts (see setup).
@@ -75,15 +85,19 @@ class IGPT(GPT):
             return
         centers = torch.as_tensor(data.palette().centers)  # fit to the training images if not yet
         if centers.shape != self.palette.shape:
-            raise RadfordError(f"the data's palette is {tuple(centers.shape)} (colors, channels) but the model's is "
-                               f"{tuple(self.palette.shape)}: set model.init_args.vocab_size and channels to match")
+            raise RadfordError(
+                f"the data's palette is {tuple(centers.shape)} (colors, channels) but the model's is "
+                f"{tuple(self.palette.shape)}: set model.init_args.vocab_size and channels to match"
+            )
         self.palette.copy_(centers)
 
     def feature_ids(self, ids: Sequence[Any]) -> list[list[int]]:
         """Images as ``features`` reads them: palette ids ``(N, pixels)``, each after the start token."""
         if not isinstance(ids, Tensor) or ids.dim() != 2:
-            raise RadfordError("iGPT's features are of images: give palette ids (N, pixels) as a tensor, not "
-                               f"{type(ids).__name__ if not isinstance(ids, Tensor) else tuple(ids.shape)}")
+            raise RadfordError(
+                "iGPT's features are of images: give palette ids (N, pixels) as a tensor, not "
+                f"{type(ids).__name__ if not isinstance(ids, Tensor) else tuple(ids.shape)}"
+            )
         return with_start(ids).tolist()
 
     def pooled_features(self, ids: Tensor, lengths: Tensor) -> Tensor:
@@ -104,8 +118,14 @@ class IGPT(GPT):
             hook.remove()
         return captured[0].mean(dim=1)  # every image has as many pixels: no padding to leave out
 
-    def complete(self, ids: Tensor, given: int, temperature: float = 1.0, top_k: int | None = None,
-                 generator: torch.Generator | None = None) -> Tensor:
+    def complete(
+        self,
+        ids: Tensor,
+        given: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """Pixel ids ``(N, L)`` whose first ``given`` pixels are kept and the rest sampled, one at a time."""
         length = ids.shape[1]
         if not 0 <= given < length:

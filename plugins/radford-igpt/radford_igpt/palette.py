@@ -52,8 +52,10 @@ class Palette:
             pixels = pixels[rng.choice(len(pixels), self.sample_pixels, replace=False)]
         distinct = len(np.unique(pixels, axis=0))
         if distinct < self.colors:
-            raise RadfordError(f"the images hold {distinct} distinct pixel values: too few for a palette of "
-                               f"{self.colors} colors; choose colors <= {distinct}")
+            raise RadfordError(
+                f"the images hold {distinct} distinct pixel values: too few for a palette of "
+                f"{self.colors} colors; choose colors <= {distinct}"
+            )
         kmeans = KMeans(n_clusters=self.colors, n_init=1, random_state=self.seed).fit(pixels)
         centers = kmeans.cluster_centers_.astype(np.float32)
         self.centers = centers[np.argsort(centers.sum(axis=1), kind="stable")]

@@ -106,8 +106,14 @@ def test_completion_keeps_the_given_pixels_and_samples_the_rest():
 
 
 def _trainer(max_steps: int) -> L.Trainer:
-    return L.Trainer(max_steps=max_steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                     enable_model_summary=False, num_sanity_val_steps=0)
+    return L.Trainer(
+        max_steps=max_steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
 
 
 @pytest.mark.slow
@@ -151,13 +157,25 @@ def test_radford_command_trains_loads_and_completes(tmp_path):
         return result.stdout
 
     listing = run(radford, "plugins", "--check")
-    assert any(line.split()[:2] == ["igpt", "radford-igpt"] and line.rstrip().endswith("ok")
-               for line in listing.splitlines())
+    assert any(
+        line.split()[:2] == ["igpt", "radford-igpt"] and line.rstrip().endswith("ok") for line in listing.splitlines()
+    )
     assert "igpt-digits" in run(radford, "recipes")
     run(radford, "fit", "--recipe", "igpt-digits", "--trainer.max_steps", "10")
     checkpoint = tmp_path / "runs" / "igpt-digits" / "version_0" / "checkpoints" / "last.ckpt"
     model = load(checkpoint)
     assert isinstance(model, IGPT) and model.palette.sum() > 0  # the palette travelled with the weights
-    run(sys.executable, "-m", "radford_igpt.complete", "--checkpoint", str(checkpoint), "--images", "2",
-        "--samples", "1", "--out", "completions.png")
+    run(
+        sys.executable,
+        "-m",
+        "radford_igpt.complete",
+        "--checkpoint",
+        str(checkpoint),
+        "--images",
+        "2",
+        "--samples",
+        "1",
+        "--out",
+        "completions.png",
+    )
     assert Image.open(tmp_path / "completions.png").size == (3 * 34 + 2, 2 * 34 + 2)  # 3 columns of 8x8 at 4x
