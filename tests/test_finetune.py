@@ -302,7 +302,12 @@ def test_demo_fits_and_predict_writes_one_line_per_input(tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    lines = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    lines = [
+        json.loads(line)
+        for line in (tmp_path / "runs" / "finetune-demo" / "version_0" / "predict" / "predictions.jsonl")
+        .read_text()
+        .splitlines()
+    ]
     assert [line["text"] for line in lines] == texts
     assert all(line["prediction"] in ("asyncio", "email", "logging", "xml") for line in lines)
 

@@ -30,7 +30,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--source", default="../shared/datasets/mnist_5k.csv.gz")
-    parser.add_argument("--image", default="docs/images/igpt-mnist-completions.png", help="the completions PNG")
+    parser.add_argument(
+        "--image",
+        default="igpt-mnist-completions.png",
+        help="the completions PNG (the README's is docs/images/igpt-mnist-completions.png)",
+    )
     parser.add_argument("--images", type=int, default=10, help="test images to complete")
     parser.add_argument("--samples", type=int, default=5, help="completions of each")
     options = parser.parse_args()
