@@ -7,16 +7,18 @@ Rotten Tomatoes snippets and plot summaries, less any sentence of SST's dev or t
 few minutes; the checkpoints after 1, 2 and 4 chunks are the 1x, 2x and 4x models. A random mLSTM of the same shape
 (one step at learning rate 0) and ``gpt2-tiny`` trained on the same text for ``--gpt_steps`` steps are the other
 models. ``radford probe --data sst2`` (fit on train, C on dev, scored on test) probes the 4x mLSTM and the GPT, as a
-user types it. The diagnostics radford has no command for are computed here on the same split, with the same L1
-probe: other readouts of each mLSTM (the final hidden state, the hidden state averaged over the text, beside the
-final cell state that the paper and ``radford probe`` read), how the cell state's values spread, and baselines
-that need no model: the byte counts of each text and TF-IDF of its words and word pairs.
+user types it. The diagnostics radford has no command for are computed here on the same split with the same L1
+probe (C swept up to 10 only: liblinear's L1 fits at larger C take minutes each here): for each mLSTM, the final
+cell state that the paper and ``radford probe`` read, the same state after reading only each text's last 16 bytes
+(and how closely it follows the full state), and the hidden state averaged over the text; and two baselines without
+a model, the byte counts of each text and TF-IDF of its words and word pairs.
 
-    OMP_NUM_THREADS=1 python benchmarks/sentiment_neuron.py --work /tmp/sn      # about 45 min on 2 busy cores
+    OMP_NUM_THREADS=1 python benchmarks/sentiment_neuron.py --work /tmp/sn      # about 1.5 hours on 2 busy cores
     python benchmarks/sentiment_neuron.py --work /tmp/sn --chunk_steps 10 --gpt_steps 10   # a quick look
 
-SST comes by name (``radford.data.datasets``: downloaded once, or from ``RADFORD_DATASETS_MIRROR``); without its test
-split the figures are dev's, which also chose C, and the script says so.
+Every step keeps its result in ``--work`` (checkpoints, probe.json, features) and a second run with the same folder
+reuses them. SST comes by name (``radford.data.datasets``: downloaded once, or from ``RADFORD_DATASETS_MIRROR``);
+without its test split the figures are dev's, which also chose C, and the script says so.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import json
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,8 @@ from radford.tokenizers.bytes import preprocess
 
 MLSTM_RECIPE, GPT_RECIPE = "mlstm-tiny", "gpt2-tiny"
 SNAPSHOTS = (1, 2, 4)  # chunks of pre-training after which the mLSTM is probed
-READOUTS = ("final cell state", "final hidden state", "mean hidden state")
+TAIL = 16  # bytes: how far back does the final cell state remember?
+DIAGNOSTIC_CS = tuple(C for C in DEFAULT_CS if C <= 10)
 
 
 def pretraining_text(work: Path, texts: list[str], held_out: set[str]) -> tuple[Path, Path]:
@@ -64,67 +66,74 @@ def pretraining_text(work: Path, texts: list[str], held_out: set[str]) -> tuple[
     return jsonl, lines
 
 
-def newest_checkpoint(folder: Path) -> Path:
-    return max(folder.glob("runs/**/last.ckpt"), key=lambda p: p.stat().st_mtime)
+def newest(folder: Path, name: str) -> Path:
+    return max(folder.glob(f"runs/**/{name}"), key=lambda p: p.stat().st_mtime)
 
 
-def last_val_bpb(folder: Path) -> float:
-    """The last validation bits per byte that the newest ``radford fit`` run under ``folder`` logged."""
-    metrics = max(folder.glob("runs/**/metrics.csv"), key=lambda p: p.stat().st_mtime)
-    with open(metrics, newline="") as file:
+def val_bpb(run: Path) -> float:
+    """The last validation bits per byte a ``radford fit`` run logged."""
+    with open(run / "metrics.csv", newline="") as file:
         return [float(row["val_bpb"]) for row in csv.DictReader(file) if row.get("val_bpb")][-1]
 
 
-def pretrain_mlstm(work: Path, data: Path, chunk_steps: int, chunks: int) -> dict[int, Path]:
-    """Snapshots of one run of ``chunks * chunk_steps`` steps after the chunks in SNAPSHOTS, each chunk its own
-    ``radford fit`` resumed from the last."""
-    total, snapshots, resume = chunk_steps * chunks, {}, []
-    for chunk in range(1, chunks + 1):
-        run_radford(
-            [
-                "fit",
-                "--recipe",
-                MLSTM_RECIPE,
-                "--data.init_args.sources",
-                f"[{data}]",
-                "--trainer.max_steps",
-                str(chunk * chunk_steps),
-                "--model.init_args.decay_steps",
-                str(total),
-                *resume,
-            ],
-            cwd=work / "pretrain",
-        )
-        last = newest_checkpoint(work / "pretrain")
-        resume = ["--ckpt_path", str(last)]
+def fit(work: Path, folder: str, args: list[str]) -> Path:
+    """``radford fit ARGS`` in ``work/folder`` (once: a second run reuses it); its last checkpoint."""
+    if not any((work / folder).glob("runs/**/last.ckpt")):
+        run_radford(["fit", *args], cwd=work / folder)
+    return newest(work / folder, "last.ckpt")
+
+
+def pretrain_mlstm(work: Path, data: Path, chunk_steps: int) -> dict[int, Path]:
+    """Snapshots after the chunks in SNAPSHOTS of one run of ``max(SNAPSHOTS) * chunk_steps`` steps, each chunk its
+    own ``radford fit`` resumed from the last."""
+    total, resume, snapshots = chunk_steps * max(SNAPSHOTS), [], {}
+    for chunk in range(1, max(SNAPSHOTS) + 1):
+        snapshot = work / f"mlstm-{chunk * chunk_steps}-steps.ckpt"
+        if not snapshot.is_file():
+            args = ["fit", "--recipe", MLSTM_RECIPE, "--data.init_args.sources", f"[{data}]"]
+            args += ["--trainer.max_steps", str(chunk * chunk_steps), "--model.init_args.decay_steps", str(total)]
+            run_radford([*args, *resume], cwd=work / "pretrain")
+            shutil.copy(newest(work / "pretrain", "last.ckpt"), snapshot)
+            bpb = val_bpb(newest(work / "pretrain", "metrics.csv").parent)
+            print(f"after {chunk * chunk_steps} steps: val {bpb:.3f} bits/byte", flush=True)
+        resume = ["--ckpt_path", str(snapshot)]
         if chunk in SNAPSHOTS:
-            snapshots[chunk] = shutil.copy(last, work / f"mlstm-{chunk * chunk_steps}-steps.ckpt")
-            print(
-                f"mLSTM after {chunk * chunk_steps} steps: val {last_val_bpb(work / 'pretrain'):.3f} bits/byte",
-                flush=True,
-            )
-    return {chunk: Path(path) for chunk, path in snapshots.items()}
+            snapshots[chunk] = snapshot
+    return snapshots
 
 
 def readouts(model, texts: list[str], batch_size: int = 64) -> dict[str, np.ndarray]:
-    """Three readouts of an mLSTM from a zero state, texts preprocessed and left-padded as ``MLSTM.features`` does:
-    the final cell state (what ``features`` returns), the final hidden state, and the hidden state averaged over the
-    text's bytes."""
-    encoded = [preprocess(text) for text in texts]
-    out = {name: np.empty((len(texts), model.hparams.hidden_size), np.float32) for name in READOUTS}
-    with torch.inference_mode():
-        for rows in length_sorted_batches([len(e) for e in encoded], batch_size):
-            width = max(len(encoded[i]) for i in rows)
-            ids = torch.zeros(len(rows), width, dtype=torch.long)
-            mask = torch.zeros(len(rows), width, dtype=torch.bool)
-            for row, i in enumerate(rows):
-                ids[row, width - len(encoded[i]) :] = torch.tensor(list(encoded[i]))
-                mask[row, width - len(encoded[i]) :] = True
-            hs, (c, h) = model.rnn(model.embd(ids), mask=mask)
-            mean = (hs * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
-            for name, value in zip(READOUTS, (c, h, mean), strict=True):
-                out[name][rows] = value.numpy()
+    """Readouts of an mLSTM from a zero state, texts preprocessed and left-padded as ``MLSTM.features`` does: the
+    final cell state (what ``features`` returns), the final cell state after only the last TAIL bytes, and the hidden
+    state averaged over the text's bytes."""
+    out = {}
+    for name, tail in (("final cell state", None), (f"final cell state, last {TAIL} bytes only", TAIL)):
+        encoded = [preprocess(text)[-tail if tail else 0 :] for text in texts]
+        cells, means = np.empty((2, len(texts), model.hparams.hidden_size), np.float32)
+        with torch.inference_mode():
+            for rows in length_sorted_batches([len(e) for e in encoded], batch_size):
+                width = max(len(encoded[i]) for i in rows)
+                ids = torch.zeros(len(rows), width, dtype=torch.long)
+                mask = torch.zeros(len(rows), width, dtype=torch.bool)
+                for row, i in enumerate(rows):
+                    ids[row, width - len(encoded[i]) :] = torch.tensor(list(encoded[i]))
+                    mask[row, width - len(encoded[i]) :] = True
+                hs, (c, _) = model.rnn(model.embd(ids), mask=mask)
+                cells[rows] = c.numpy()
+                means[rows] = ((hs * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)).numpy()
+        out[name] = cells
+        if tail is None:
+            out["mean hidden state over the text"] = means
     return out
+
+
+def correlation(full: np.ndarray, tail: np.ndarray) -> float:
+    """How closely the final state after the last bytes alone follows the full one: the median over units (that vary)
+    of their correlation across texts. Scale-free: a trained cell state grows with the text's length."""
+    full, tail = full - full.mean(0), tail - tail.mean(0)
+    norms = np.sqrt((full**2).sum(0) * (tail**2).sum(0))
+    varying = norms > 0
+    return float(np.median((full * tail).sum(0)[varying] / norms[varying]))
 
 
 def byte_counts(texts: list[str]) -> np.ndarray:
@@ -148,24 +157,19 @@ def tfidf(texts: list[str], y: np.ndarray, parts: dict[str, np.ndarray]) -> tupl
 
 
 def l1_probe(x: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarray]) -> tuple[float, int]:
-    """radford probe's L1 probe on features ``x``: scored accuracy and non-zero weights."""
+    """radford probe's L1 probe on features ``x`` (C up to 10): scored accuracy and non-zero weights."""
     train, dev, scored = parts["train"], parts["dev"], parts.get("test", parts["dev"])
-    probe = linear_probe((x[train], y[train]), (x[dev], y[dev]), (x[scored], y[scored]), penalty="l1")
+    probe = linear_probe((x[train], y[train]), (x[dev], y[dev]), (x[scored], y[scored]), penalty="l1", Cs=DIAGNOSTIC_CS)
     return probe.test_accuracy, probe.nonzero_weights
 
 
-def spread(cells: np.ndarray) -> str:
-    """How the final cell state's values spread over texts: a unit that barely varies carries nothing to probe."""
-    std = cells.std(0)
-    return (
-        f"|c| median {np.median(np.abs(cells)):.3g}, per-unit std median {np.median(std):.3g}, "
-        f"units with std < 0.01: {int((std < 0.01).sum())}"
-    )
+def row(label: str, accuracy: float, nonzero: int | str) -> None:
+    print(f"| {label} | {accuracy:.4f} | {nonzero} |", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, help="folder for data and runs (default: a temporary one)")
+    parser.add_argument("--work", type=Path, help="folder for data, runs and results (default: a temporary one)")
     parser.add_argument("--chunk_steps", type=int, default=120, help="mLSTM steps per radford fit (1x)")
     parser.add_argument("--gpt_steps", type=int, default=400, help="gpt2-tiny steps on the same text")
     parser.add_argument("--figure", type=Path, help="copy the 4x mLSTM's histogram here")
@@ -180,30 +184,19 @@ def main() -> None:
     held_out = {" ".join(texts[i].split()) for split in ("dev", "test") for i in parts.get(split, ())}
     jsonl, lines = pretraining_text(work, [texts[i] for i in parts["train"]], held_out)
 
-    start = time.perf_counter()
-    snapshots = pretrain_mlstm(work, jsonl, options.chunk_steps, max(SNAPSHOTS))
-    fit_minutes = (time.perf_counter() - start) / 60
-    run_radford(
-        [
-            "fit",
-            "--recipe",
-            MLSTM_RECIPE,
-            "--data.init_args.sources",
-            f"[{jsonl}]",
-            "--trainer.max_steps",
-            "1",
-            "--model.init_args.learning_rate",
-            "0",
-        ],
-        cwd=work / "random",
-    )
+    snapshots = pretrain_mlstm(work, jsonl, options.chunk_steps)
+    mlstm_args = ["--recipe", MLSTM_RECIPE, "--data.init_args.sources", f"[{jsonl}]"]
+    # The random baseline: the recipe's initialisation, saved after one step that changes nothing.
     models = {
-        "random init": newest_checkpoint(work / "random"),
-        **{f"{chunk}x ({chunk * options.chunk_steps} steps)": path for chunk, path in snapshots.items()},
+        "random init": fit(
+            work, "random", [*mlstm_args, "--trainer.max_steps", "1", "--model.init_args.learning_rate", "0"]
+        )
     }
-    run_radford(
+    models.update({f"{chunk}x ({chunk * options.chunk_steps} steps)": snapshots[chunk] for chunk in SNAPSHOTS})
+    gpt = fit(
+        work,
+        "gpt",
         [
-            "fit",
             "--recipe",
             GPT_RECIPE,
             "--data.init_args.sources",
@@ -211,53 +204,45 @@ def main() -> None:
             "--trainer.max_steps",
             str(options.gpt_steps),
         ],
-        cwd=work / "gpt",
     )
-    gpt = newest_checkpoint(work / "gpt")
 
     reports = {}
-    for name, checkpoint in (("mLSTM 4x", snapshots[max(SNAPSHOTS)]), (GPT_RECIPE, gpt)):
-        report = run_radford(
-            [
-                "probe",
-                "--checkpoint",
-                str(checkpoint),
-                "--data",
-                "sst2",
-                "--output_dir",
-                str(work / f"probe-{name.split()[0]}"),
-            ],
-            cwd=work,
-        )
-        print(report.stdout, end="", flush=True)
-        reports[name] = json.loads((work / f"probe-{name.split()[0]}" / "probe.json").read_text())
+    for name, checkpoint in ((f"mLSTM {max(SNAPSHOTS)}x", snapshots[max(SNAPSHOTS)]), (GPT_RECIPE, gpt)):
+        out = work / f"probe-{name.split()[0]}"
+        if not (out / "probe.json").is_file():
+            printed = run_radford(
+                ["probe", "--checkpoint", str(checkpoint), "--data", "sst2", "--output_dir", str(out)], cwd=work
+            )
+            print(printed.stdout, end="", flush=True)
+        reports[name] = json.loads((out / "probe.json").read_text())
     if options.figure:
         shutil.copy(work / "probe-mLSTM" / "histogram.png", options.figure)
 
-    rows = []
-    for name, checkpoint in models.items():
-        print(f"readouts of the {name} mLSTM ...", file=sys.stderr, flush=True)
-        features = readouts(load(checkpoint), texts)
-        print(f"{name}: {spread(features['final cell state'][parts['train']])}", flush=True)
-        rows += [(f"mLSTM {name}, {readout}", *l1_probe(x, y, parts)) for readout, x in features.items()]
-    rows.append(("byte counts (256 frequencies)", *l1_probe(byte_counts(texts), y, parts)))
-    tfidf_accuracy, vocabulary = tfidf(texts, y, parts)
-
     majority = max(np.mean(y[parts[scored]]), 1 - np.mean(y[parts[scored]]))
     print(
-        f"\nSST binary: {len(parts['train'])} train / {len(parts['dev'])} dev / {len(parts.get('test', ()))} test "
-        f"sentences; scored on {scored}; majority class {majority:.4f}. mLSTM pre-training: "
-        f"{max(SNAPSHOTS)} x {options.chunk_steps} steps in {fit_minutes:.1f} min.\n"
+        f"\nSST binary: {len(parts['train'])} train / {len(parts['dev'])} dev / {len(parts.get('test', ()))} "
+        f"test sentences, scored on {scored}.\n"
     )
-    print(f"| features | {scored} accuracy, L1 probe | non-zero weights |")
-    print("| --- | --- | --- |")
-    print(f"| majority class (chance) | {majority:.4f} | - |")
-    for label, accuracy, nonzero in rows:
-        print(f"| {label} | {accuracy:.4f} | {nonzero} |")
-    print(f"| TF-IDF words + pairs ({vocabulary:,} terms), L2 | {tfidf_accuracy:.4f} | - |")
+    print(f"| features | {scored} accuracy, L1 probe | non-zero weights |\n| --- | --- | --- |")
+    row("majority class (chance)", majority, "-")
+    row("byte counts (256 frequencies)", *l1_probe(byte_counts(texts), y, parts))
+    accuracy, vocabulary = tfidf(texts, y, parts)
+    row(f"TF-IDF of words and word pairs ({vocabulary:,} terms), L2", accuracy, "-")
+    for name, checkpoint in models.items():
+        cache = work / f"readouts-{name.split()[0]}.npz"
+        if not cache.is_file():
+            print(f"readouts of the {name} mLSTM ...", file=sys.stderr, flush=True)
+            np.savez(cache, **readouts(load(checkpoint), texts))
+        features = dict(np.load(cache))
+        full, tail = features["final cell state"], features[f"final cell state, last {TAIL} bytes only"]
+        r = correlation(full[parts["train"]], tail[parts["train"]])
+        for readout, x in features.items():
+            note = f" (median correlation with the full state's units {r:.2f})" if readout.endswith("only") else ""
+            row(f"mLSTM {name}: {readout}{note}", *l1_probe(x, y, parts))
+
+    key = "test" if scored == "test" else "val"  # probe.json's names: dev is its "val"
     print(f"\n| radford probe --data sst2 | {scored} accuracy | non-zero weights | top unit | top unit alone |")
     print("| --- | --- | --- | --- | --- |")
-    key = "test" if scored == "test" else "val"  # probe.json's names: dev is its "val"
     for name, r in reports.items():
         top = "- | -" if r["top_unit"] is None else f"{r['top_unit']} | {r[f'top_unit_{key}_accuracy']:.4f}"
         print(
