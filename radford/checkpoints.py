@@ -225,11 +225,12 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> L
 
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
-    """A radford .ckpt to a model folder of the format its model family exports (a Hugging Face folder for GPT-2 and
-    GPT-1), or a model folder to a .ckpt. Returns ``dst``."""
+    """A radford .ckpt, or a model folder of another format (OpenAI's GPT-1 release), to a model folder of the format
+    its model family exports (a Hugging Face folder for GPT-2 and GPT-1); or a model folder to a .ckpt (a ``dst`` named
+    ``*.ckpt``, or any existing path). Returns ``dst``."""
     src, dst = existing(src), Path(dst).expanduser()
     weights = read_weights(src)
-    if src.is_dir():
+    if src.is_dir() and (dst.suffix == CHECKPOINT_SUFFIX or dst.exists()):
         write_checkpoint(weights, dst)
         return dst
     if dst.is_file() or dst.suffix == CHECKPOINT_SUFFIX:

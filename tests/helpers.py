@@ -90,6 +90,20 @@ packages = {packages or [package]!r}
 {groups}
 """
     (source / "pyproject.toml").write_text(pyproject.replace("'", '"'))
+    pip_install(source, site)
+
+
+def error_line(capsys, *args: str) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("radford: error: "), err
+    return err[0]
+
+
+def pip_install(source: Path, site: Path) -> None:
+    """``pip install`` the package at ``source`` into the folder ``site``, without its dependencies."""
     subprocess.run(
         [
             sys.executable,
@@ -107,12 +121,3 @@ packages = {packages or [package]!r}
         capture_output=True,
         text=True,
     )
-
-
-def error_line(capsys, *args: str) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("radford: error: "), err
-    return err[0]

@@ -165,13 +165,15 @@ def test_logits_equal_train_py(release, ids):
 
 def test_converts_to_an_openai_gpt_folder_transformers_loads(release, ids, tmp_path):
     transformers = pytest.importorskip("transformers")
-    # A release converts through a .ckpt (radford convert FOLDER model.ckpt && radford convert model.ckpt hf/).
-    hf = convert(convert(release, tmp_path / "gpt1.ckpt"), tmp_path / "hf")
-    assert json.loads((hf / "config.json").read_text())["model_type"] == "openai-gpt"
-    theirs = transformers.OpenAIGPTLMHeadModel.from_pretrained(hf).eval()
+    # In one step (radford convert FOLDER hf/), and through a .ckpt.
+    direct = convert(release, tmp_path / "hf")
+    through = convert(convert(release, tmp_path / "gpt1.ckpt"), tmp_path / "hf-through")
     with torch.no_grad():
         ours = radford.load(release)(torch.tensor(ids))
-        np.testing.assert_allclose(theirs(torch.tensor(ids)).logits.numpy(), ours.numpy(), atol=1e-4, rtol=0)
+        for hf in (direct, through):
+            assert json.loads((hf / "config.json").read_text())["model_type"] == "openai-gpt"
+            theirs = transformers.OpenAIGPTLMHeadModel.from_pretrained(hf).eval()
+            np.testing.assert_allclose(theirs(torch.tensor(ids)).logits.numpy(), ours.numpy(), atol=1e-4, rtol=0)
 
 
 def test_attaches_gpt1s_tokenizer(shared_data, tmp_path):

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from radford.cli import main
-from tests.helpers import error_line, radford_cli
+from tests.helpers import error_line, pip_install, radford_cli
 
 
 @pytest.mark.slow
@@ -20,23 +20,7 @@ def test_scaffold_installs_passes_its_tests_and_trains(tmp_path, capsys):
     package = tmp_path / "radford-scaffolded"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["radford-scaffolded"]  # no staging folder left behind
     site = tmp_path / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            str(package),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    pip_install(package, site)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
 
     tests = subprocess.run(
