@@ -34,9 +34,8 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor
 
-from radford.checkpoints import torch_load
+from radford.checkpoints import save_atomically, torch_load
 from radford.errors import RadfordError
-from radford.io import write_atomically
 
 SIGNAL_EXIT_STATUS = {"SIGTERM": 128 + signal.SIGTERM, "SIGINT": 128 + signal.SIGINT}  # the shell's convention
 
@@ -67,13 +66,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         self._read = (Path(path).resolve(), checkpoint)
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
-        def save(tmp: Path) -> None:
-            with open(tmp, "wb") as file:
-                torch.save(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())  # the rename must not reach the disk before the data does
-
-        write_atomically(Path(path), save)
+        save_atomically(checkpoint, Path(path))
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
         read, self._read = self._read, None

@@ -271,7 +271,7 @@ def _lightning_cli_class() -> type:
 
     import radford.callbacks  # noqa: F401  (imported, its callbacks take short names: --trainer.callbacks+=WritePredictions)
     from radford import console
-    from radford.checkpoints import RecordForLoad, model_class
+    from radford.checkpoints import RecordForLoad, check_sharded, is_sharded, model_class
     from radford.faults import (
         AtomicCheckpointIO,
         KeepFinalState,
@@ -281,7 +281,7 @@ def _lightning_cli_class() -> type:
         model_arguments_replaced,
         read_resumable,
     )
-    from radford.throughput import SpeedMonitor, ThreadBudget
+    from radford.throughput import SpeedMonitor, ThreadBudget, check_precision, trainer_device
 
     console.quiet_lightning()
 
@@ -332,11 +332,17 @@ def _lightning_cli_class() -> type:
             """Parse; find the root folder and the checkpoint (``last``: the newest under the root). Resuming from a
             checkpoint file, read it, say which of the recipe's model arguments it replaces, and take the
             checkpoint's. Lightning would read the file again for those: until the classes are built, it is not
-            shown the path (FSDP's sharded checkpoints, folders, are left to it)."""
+            shown the path. FSDP's sharded checkpoints, folders, are left to it, once ``check_sharded`` has read what
+            it would unpickle."""
             super().parse_arguments(parser, args)
             subcommand = self.config.get("subcommand")
             config = self.config[subcommand] if subcommand else self.config
             check_values(config.as_dict())  # what the command line gave, as recipes are checked when read
+            if subcommand:  # a run, not a build of the classes (run=False) to look at, which any machine may do
+                # Before anything is built (the data prepared, a run folder reserved), and before the Trainer, which
+                # would swap 16-mixed for bf16-mixed on a CPU with a warning that scrolls away.
+                device = trainer_device(config.get("trainer.accelerator", "auto"))
+                check_precision(config.get("trainer.precision"), device)
             self.root = runs.root_folder(config.get("trainer.default_root_dir"), self.run_name)
             ckpt_path = config.get("ckpt_path")
             if ckpt_path == "last":
@@ -345,7 +351,11 @@ def _lightning_cli_class() -> type:
                 ckpt_path = runs.resolve(ckpt_path)
             if subcommand:
                 config.ckpt_path = self.ckpt_path = ckpt_path
-            if not subcommand or not ckpt_path or ckpt_path in SPECIAL_CKPT_PATHS or Path(ckpt_path).is_dir():
+            if not subcommand or not ckpt_path or ckpt_path in SPECIAL_CKPT_PATHS:
+                return
+            if Path(ckpt_path).is_dir():
+                if is_sharded(Path(ckpt_path)):  # Lightning reads its index and optimizer entries with plain pickle
+                    check_sharded(ckpt_path)
                 return
             checkpoint = read_resumable(ckpt_path)
             linked = [link.target.rpartition(".")[2] for link in self.links if link.target.startswith("model.")]

@@ -5,7 +5,8 @@ working directory) into a fresh ``version_N``, reserved with ``mkdir``, which fa
 that try the same name at once, on shared filesystems too: two fits started together never share a folder.
 ``<root>/latest`` points at the newest fit (a symlink, or a file naming the folder where links are not allowed).
 ``validate``, ``test`` and ``predict`` make no version: they write beside the run of the checkpoint they read
-(``version_3/test/``), or in ``<root>/<command>/`` without one. A run that fails before its first step leaves no
+(``version_3/test/``), or in ``<root>/<command>/`` without one; ``radford probe``, which reads a checkpoint outside
+Lightning, writes the same way (``beside_checkpoint``). A run that fails before its first step leaves no
 folder behind, and temporary checkpoint files that a killed run left are removed by the next run under that root.
 
 Nothing here imports torch or Lightning: the CLI resolves paths before they load.
@@ -14,6 +15,7 @@ Nothing here imports torch or Lightning: the CLI resolves paths before they load
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 from dataclasses import dataclass
@@ -116,6 +118,24 @@ def eval_folder(root: Path, ckpt_path: str | None, stage: str) -> RunFolder:
         return RunFolder(path)
     shutil.rmtree(path, ignore_errors=True)
     return RunFolder(path, _missing(path))
+
+
+def beside_checkpoint(checkpoint: str, command: str) -> Path:
+    """Where a command that reads a checkpoint outside Lightning (``radford probe``) writes by default, as
+    ``eval_folder`` places an evaluation: ``<run>/<command>`` beside a radford run's checkpoint, else
+    ``runs/<command>/<name>``, ``<name>`` made of the checkpoint's last two path parts (``model.ckpt`` -> ``model``,
+    OpenAI's ``generating-reviews-discovering-sentiment/model`` -> ``generating-reviews-discovering-sentiment-model``,
+    a hub id ``openai-community/gpt2`` -> ``openai-community-gpt2``): two parts, because OpenAI's releases are all
+    folders named ``model``. Never inside the checkpoint's own folder, which may be a download or the hub's cache."""
+    run = run_of(checkpoint)
+    if run is not None:
+        return run / command
+    path = Path(checkpoint)
+    parts = [part for part in path.parts if part not in (path.anchor, ".", "..", "~")][-2:]
+    if parts:
+        parts[-1] = parts[-1].removesuffix(".ckpt")
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", "-".join(parts)).strip("-.") or "checkpoint"
+    return Path(RUNS) / command / name
 
 
 def claim(folder: Path) -> None:

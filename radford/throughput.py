@@ -10,7 +10,7 @@
   checkpoints are unchanged (``recipes/compile.yaml``).
 - ``ThreadBudget`` / ``thread_budget``: intra-op threads such that processes x (threads + loader workers) never
   exceeds the cores.
-- ``check_precision``: a precision the device cannot use (float16 on a CPU) is one line.
+- ``check_precision``: a precision the device cannot use (float16 on a CPU) is one line naming those it can.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.utilities.throughput import Throughput, get_available_flops
+from lightning.pytorch.accelerators import CPUAccelerator, CUDAAccelerator, MPSAccelerator, XLAAccelerator
 from torch import Tensor, nn
 from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
@@ -271,20 +272,65 @@ class Compile(L.Callback):
 
 # -- precision ---------------------------------------------------------------------------------------------------
 
-# Precisions a CPU does not run usefully: float16 there is emulated, and loss scaling, what 16-mixed adds, only makes
-# up for float16's range (bfloat16 has float32's). Lightning swaps 16-mixed for bf16-mixed on a CPU with a warning
-# that scrolls away; a recipe that asks for it should hear so.
-CPU_REFUSED = ("16-mixed", "16-true", "16")
+# Precisions a CPU does not run usefully, and why. float16 there is emulated, and loss scaling, what 16-mixed adds,
+# only makes up for float16's range (bfloat16 has float32's); Lightning swaps 16-mixed for bf16-mixed on a CPU with a
+# warning that scrolls away, and a recipe that asks for it should hear so. Transformer Engine is NVIDIA's GPU library.
+FLOAT16 = "float16 on a CPU is emulated"
+CPU_REFUSED = {
+    "16-mixed": FLOAT16,
+    "16-true": FLOAT16,
+    "16": FLOAT16,  # Lightning's alias of 16-mixed (``precision: 16`` in a recipe)
+    "transformer-engine": "Transformer Engine runs on NVIDIA GPUs",
+    "transformer-engine-float16": "Transformer Engine runs on NVIDIA GPUs",
+}
+# Lightning's precision names, those a CPU runs first (its aliases 32, 16, bf16 and 64 left out: they name these).
+PRECISIONS = (
+    "32-true",
+    "bf16-mixed",
+    "bf16-true",
+    "64-true",
+    "16-mixed",
+    "16-true",
+    "transformer-engine",
+    "transformer-engine-float16",
+)
 
 
-def check_precision(precision: Any, device: torch.device) -> None:
-    """One line for a precision the run's device cannot use to any purpose: float16 on a CPU. ``precision`` is the
-    one asked for (the recipe's ``trainer.precision``), ``device`` the trainer's (``trainer.strategy.root_device``)."""
-    if device.type == "cpu" and str(precision) in CPU_REFUSED:
-        raise RadfordError(
-            f"precision {precision} needs a GPU (float16 on a CPU is emulated); on a CPU use "
-            "--recipe precision/bf16-mixed or --trainer.precision 32-true"
-        )
+def precisions(device: torch.device | str) -> list[str]:
+    """The precisions a run on ``device`` can use: on a CPU, those without float16 or Transformer Engine."""
+    if torch.device(device).type == "cpu":
+        return [name for name in PRECISIONS if name not in CPU_REFUSED]
+    return list(PRECISIONS)
+
+
+def check_precision(precision: Any, device: torch.device | str | None) -> None:
+    """One line, naming the valid choices, for a precision the run's device cannot use to any purpose: float16 on a
+    CPU. ``precision`` is the one asked for (the recipe's ``trainer.precision``), ``device`` the one the trainer
+    computes on (``trainer_device``; None, not known: nothing is checked)."""
+    if device is None or torch.device(device).type != "cpu" or str(precision) not in CPU_REFUSED:
+        return
+    raise RadfordError(
+        f"precision {precision} needs a GPU ({CPU_REFUSED[str(precision)]}); valid on this machine (CPU): "
+        f"{', '.join(precisions('cpu'))} (--recipe precision/bf16-mixed for mixed precision)"
+    )
+
+
+def trainer_device(accelerator: Any = "auto") -> torch.device | None:
+    """The device type a Trainer given ``accelerator`` computes on, found before it is built (building it is what
+    would swap 16-mixed for bf16-mixed): ``auto`` chooses as Lightning does (TPU, then Apple's MPS, then CUDA, then
+    the CPU), ``gpu`` as MPS or CUDA. None where it cannot tell (another Accelerator, a GPU that is not there: the
+    Trainer then says why)."""
+    if isinstance(accelerator, CPUAccelerator):
+        return torch.device("cpu")
+    if not isinstance(accelerator, str):
+        return None
+    available = {"xla": XLAAccelerator, "mps": MPSAccelerator, "cuda": CUDAAccelerator}
+    if accelerator in ("auto", "gpu"):
+        choices = ["xla", "mps", "cuda"] if accelerator == "auto" else ["mps", "cuda"]
+        found = next((kind for kind in choices if available[kind].is_available()), None)
+        return torch.device(found or "cpu") if accelerator == "auto" or found else None
+    kind = {"tpu": "xla"}.get(accelerator, accelerator)
+    return torch.device(kind) if kind in ("cpu", *available) else None
 
 
 # -- threads -----------------------------------------------------------------------------------------------------
@@ -331,7 +377,9 @@ __all__ = [
     "gpt_flops_per_token",
     "on_meta",
     "peak_flops",
+    "precisions",
     "thread_budget",
     "throughput_unit",
+    "trainer_device",
     "training_flops",
 ]

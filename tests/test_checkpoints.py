@@ -1,23 +1,35 @@
 """Checkpoints: Hugging Face folders load with transformers' logits, conversion round trips are exact, a real
-``radford fit`` checkpoint loads with its tokenizer, and every bad file is one line naming it."""
+``radford fit`` checkpoint loads with its tokenizer, a sharded (FSDP) folder loads and converts without running
+pickled code, a full disk leaves no half-written file, and every bad file is one line naming it."""
 
 from __future__ import annotations
 
+import errno
+import io
 import json
+import os
+import pickle
 import re
+import shutil
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed.checkpoint as dcp
+from lightning.pytorch.strategies import ModelParallelStrategy
+from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+from torch.utils.data import DataLoader, TensorDataset
 from transformers import GPT2Config, GPT2LMHeadModel, OpenAIGPTConfig, OpenAIGPTLMHeadModel, PreTrainedModel
 
 import radford
-from radford.checkpoints import RECORD, convert, saved_tokenizer
+from radford import checkpoints
+from radford.checkpoints import RECORD, RecordForLoad, check_sharded, convert, saved_tokenizer
 from radford.cli import main
 from radford.errors import RadfordError
 from radford.models.gpt import ARCHITECTURE, GPT, GPT1, pretrained_gpt
 from radford.tokenizers.pretrained import Pretrained
-from tests.helpers import radford_cli
+from tests.helpers import error_line, quiet_trainer, radford_cli
 
 SIZES = dict(vocab_size=96, n_positions=24, n_layer=2, n_head=2, n_embd=32)
 NO_DROPOUT = dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
@@ -268,3 +280,148 @@ def test_convert_refuses_a_destination_of_the_wrong_kind(tmp_path, fit_checkpoin
     with pytest.raises(RadfordError, match=r".*/hf is a folder; a \.ckpt is a file"):
         convert(tmp_path / "hf", tmp_path / "hf")
     assert not (tmp_path / "out.ckpt").exists()
+
+
+# -- sharded checkpoint folders (strategy/fsdp) ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory) -> tuple[Path, dict[str, torch.Tensor]]:
+    """A sharded checkpoint folder as ``strategy/fsdp`` writes it (ModelParallelStrategy's own save: the weights and
+    optimizer state through torch.distributed.checkpoint, the rest in meta.pt) after 2 steps of a tiny GPT, in one
+    process; and the model's weights. tests/test_fsdp.py converts the folder of a real 2-process run (slow)."""
+    folder = tmp_path_factory.mktemp("sharded")
+    torch.manual_seed(0)
+    data = torch.randint(64, (8, 17))
+    model = GPT(vocab_size=64, block_size=16, n_layer=1, n_head=2, n_embd=32, warmup_steps=1, decay_steps=4)
+    trainer = quiet_trainer(max_steps=2, callbacks=[RecordForLoad()])
+    trainer.fit(model, DataLoader(TensorDataset(data[:, :-1], data[:, 1:]), batch_size=4))
+    trainer.save_checkpoint(folder / "full.ckpt")
+    checkpoint = torch.load(folder / "full.ckpt", weights_only=True)
+    with warnings.catch_warnings():  # one process, no process group: torch says it assumes so
+        warnings.simplefilter("ignore")
+        ModelParallelStrategy(save_distributed_checkpoint=True).save_checkpoint(checkpoint, folder / "last.ckpt")
+    return folder / "last.ckpt", model.state_dict()
+
+
+def test_a_sharded_folder_loads_and_converts_like_a_ckpt(sharded, tmp_path, capsys):
+    folder, weights = sharded
+    assert {p.name for p in folder.iterdir()} == {".metadata", "__0_0.distcp", "meta.pt"}
+    model = radford.load(folder)
+    assert type(model) is GPT and not model.training
+    assert_same_state(model.state_dict(), weights)
+    assert pretrained_gpt(str(folder))[0]["n_embd"] == 32  # as --model.init_args.pretrained reads it
+
+    main(["convert", str(folder), str(tmp_path / "one.ckpt")])
+    main(["convert", str(folder), str(tmp_path / "hf")])
+    assert capsys.readouterr().out.splitlines() == [f"wrote {tmp_path / 'one.ckpt'}", f"wrote {tmp_path / 'hf'}"]
+    one = torch.load(tmp_path / "one.ckpt", weights_only=True)
+    assert_same_state(one["state_dict"], weights)
+    assert one[RECORD]["class_path"] == "radford.models.gpt.GPT" and "optimizer_states" not in one
+    assert_same_state(GPT.load_from_checkpoint(tmp_path / "one.ckpt", weights_only=True).state_dict(), weights)
+    hf = GPT2LMHeadModel.from_pretrained(tmp_path / "hf").eval()
+    ids = torch.randint(64, (2, 16))
+    assert torch.allclose(logits(hf, ids), logits(model, ids), atol=1e-5)
+
+
+class RunsCode:
+    """Unpickled, it would write ``marker``: what a crafted index could do to any reader that trusts pickle."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "ran"))
+
+
+def test_a_sharded_folder_runs_no_pickled_code(sharded, tmp_path):
+    folder = tmp_path / "last.ckpt"
+    shutil.copytree(sharded[0], folder)
+    marker = tmp_path / "marker"
+    with open(folder / ".metadata", "wb") as file:
+        pickle.dump(RunsCode(marker), file)
+    with pytest.raises(RadfordError, match=r"\.metadata names objects other than .*never runs pickled code") as error:
+        radford.load(folder)
+    assert not marker.exists() and "\n" not in str(error.value)
+
+
+def crafted_entry(folder: Path, sharded: Path, marker: Path) -> None:
+    """A sharded folder whose non-tensor entry (where an optimizer keeps its param_groups) pickles ``RunsCode``."""
+    folder.mkdir()
+    with warnings.catch_warnings():  # one process, no process group: torch says it assumes so
+        warnings.simplefilter("ignore")
+        dcp.save({"optimizer_0": {"param_groups": [{"lr": RunsCode(marker)}]}}, checkpoint_id=folder, no_dist=True)
+    shutil.copy(sharded / "meta.pt", folder / "meta.pt")
+
+
+def test_a_sharded_folder_to_resume_from_is_read_safely_first(sharded, tmp_path, capsys, small_corpus, monkeypatch):
+    check_sharded(sharded[0])  # a real one passes
+    monkeypatch.chdir(tmp_path)
+    folder, marker = tmp_path / "last.ckpt", tmp_path / "marker"
+    crafted_entry(folder, sharded[0], marker)
+    with pytest.raises(RadfordError, match=f"^{re.escape(str(folder))} holds pickled objects other than tensors"):
+        check_sharded(folder)
+    # Before Lightning resumes: it would read the entry with plain pickle.
+    args = ["fit", "--recipe", "gpt2-tiny", "--trainer.max_steps", "1", f"--data.init_args.sources=[{small_corpus}]"]
+    line = error_line(capsys, *args, "--ckpt_path", str(folder))
+    assert "holds pickled objects other than tensors" in line and not marker.exists()
+
+
+def test_the_crafted_entry_does_run_its_code(sharded, tmp_path):
+    """The two checks above can fail: torch's own reading of the folder, as Lightning resumes, runs the code."""
+    folder, marker = tmp_path / "last.ckpt", tmp_path / "marker"
+    crafted_entry(folder, sharded[0], marker)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dcp_to_torch_save(folder, tmp_path / "out.pt")
+    assert marker.read_text() == "ran"
+
+
+@pytest.mark.parametrize(
+    ("broken", "expected"),
+    [
+        (".metadata", "cannot read the sharded checkpoint {}: UnpicklingError"),
+        ("__0_0.distcp", "cannot read the sharded checkpoint {}: a shard is missing, truncated or corrupt"),
+        ("meta.pt", "{}/meta.pt: truncated, corrupt"),
+    ],
+)
+def test_a_broken_sharded_folder_is_one_line_naming_it(sharded, tmp_path, broken, expected):
+    folder = tmp_path / "last.ckpt"
+    shutil.copytree(sharded[0], folder)
+    data = (folder / broken).read_bytes()
+    (folder / broken).write_bytes(data[: len(data) // 8])  # the weights come first in the shard: cut into them
+    with pytest.raises(RadfordError) as error:
+        radford.load(folder)
+    assert expected.format(folder) in str(error.value) and "\n" not in str(error.value), str(error.value)
+
+
+# -- a full disk -------------------------------------------------------------------------------------------------
+
+
+class FullDisk(io.FileIO):
+    """A file on a disk that fills after ``ROOM`` bytes: writing more fails with ENOSPC, as the system's writes do."""
+
+    ROOM = 4096
+
+    def write(self, data) -> int:
+        if self.tell() + len(data) > self.ROOM:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return super().write(data)
+
+
+def test_a_full_disk_leaves_no_half_written_checkpoint(tmp_path, monkeypatch, capsys):
+    hf_folder("gpt2", tmp_path / "hf")
+    out = tmp_path / "out" / "model.ckpt"
+    out.parent.mkdir()
+    out.write_bytes(b"the previous checkpoint")
+    capsys.readouterr()  # transformers' progress bars, writing the folder
+    monkeypatch.setattr(checkpoints, "open", FullDisk, raising=False)  # what save_atomically opens
+    line = error_line(capsys, "convert", str(tmp_path / "hf"), str(out), "--overwrite")
+    assert line == f"radford: error: cannot write {out}: {os.strerror(errno.ENOSPC)}"
+    assert [p.name for p in out.parent.iterdir()] == ["model.ckpt"]  # no temporary file left behind
+    assert out.read_bytes() == b"the previous checkpoint"  # and the file it was to replace untouched
+
+    fresh = tmp_path / "fresh.ckpt"
+    with pytest.raises(RadfordError, match=f"^cannot write {re.escape(str(fresh))}: "):
+        convert(tmp_path / "hf", fresh)
+    assert not fresh.exists() and not list(tmp_path.glob(".fresh.ckpt*"))

@@ -3,8 +3,10 @@ gradients one process gets on the whole batch, in both the full and the memory-s
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from radford.models.clip import CLIP
+from tests.cores import all_cores
 
 WORLD = 2
 GLOBAL_BATCH = 8
@@ -55,6 +58,10 @@ def worker(rank: int, port: int, out: Path) -> None:
             loss.backward()
             grads = {name: p.grad for name, p in model.named_parameters()}
             torch.save({"loss": loss.detach(), "grads": grads}, out / f"{local_loss}-{rank}.pt")
+            # DDP's reducer goes while the process group lives: freed after it, the reducer's release of the group
+            # joins gloo's threads while holding the GIL that they wait for (a hang at exit, seen on 2 cores).
+            del ddp, loss
+            gc.collect()
     finally:
         dist.destroy_process_group()
 
@@ -70,7 +77,14 @@ def two_processes(tmp_path_factory) -> Path:
     """Both forms' losses and gradients from two processes (started once: starting them takes most of the time)."""
     out = tmp_path_factory.mktemp("ddp")
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    mp.spawn(worker, args=(free_port(), out), nprocs=WORLD, join=True)
+    with all_cores(tmp_path_factory):  # two processes at once
+        processes = mp.start_processes(worker, args=(free_port(), out), nprocs=WORLD, join=False)
+        deadline = time.monotonic() + 300
+        while not processes.join(timeout=5):  # raises if a process failed
+            if time.monotonic() > deadline:
+                for process in processes.processes:
+                    process.kill()
+                pytest.fail("the two DDP processes did not finish in 300 s")
     return out
 
 

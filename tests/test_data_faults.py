@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch._utils import ExceptionWrapper
 
 from radford.checkpoints import Weights, load, write_checkpoint
 from radford.cli import main
@@ -182,18 +183,27 @@ def test_a_neighbour_stands_in_and_a_source_that_stopped_decoding_says_so():
         everything_went.first(0, Images(set()))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="radford/errors.py (or radford/cli.py main): a RadfordError raised in a "
-    "DataLoader worker arrives as torch's ExceptionWrapper re-raise, RadfordError('Caught RadfordError "
-    "in DataLoader worker process 0.\\nOriginal Traceback ...'); keep only the worker's own message, "
-    "the text after the last line's 'RadfordError: '",
-)
 def test_most_images_failing_in_a_loader_worker_is_still_one_line(tmp_path):
     folder = folder_of(tmp_path, good=0, junk=2)
     with pytest.raises(RadfordError) as error:
         served(ImageData(str(folder), image_size=32, channels=1, batch_size=1, num_workers=1))
     assert "\n" not in str(error.value) and str(error.value).startswith("most images of")
+
+
+def test_an_error_torch_reraises_from_a_worker_keeps_its_own_line():
+    """torch rebuilds a worker's exception from its traceback's text (``ExceptionWrapper``): a subclass, raised from
+    another error, keeps its message alone; a message that only looks like torch's is left as it is."""
+    try:
+        try:
+            raise ValueError("the cause: RadfordError: not this")
+        except ValueError as cause:
+            raise UndecodableImage("cannot decode image a.png: not a PNG") from cause
+    except UndecodableImage:
+        wrapper = ExceptionWrapper(where="in DataLoader worker process 3")
+    with pytest.raises(UndecodableImage) as error:
+        wrapper.reraise()
+    assert str(error.value) == "cannot decode image a.png: not a PNG"
+    assert str(RadfordError("Caught RadfordError in a trap")) == "Caught RadfordError in a trap"
 
 
 def test_a_training_run_skips_the_bad_image_and_stops_on_a_bad_folder(tmp_path, monkeypatch, capsys, caplog):

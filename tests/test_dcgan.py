@@ -8,9 +8,11 @@ import csv
 
 import pytest
 import torch
+from lightning.pytorch.loggers import CSVLogger, Logger
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
+from torch.utils.data import DataLoader
 
 import radford
 from radford.data.images import ImageData, load_labelled
@@ -176,6 +178,35 @@ def test_image_grid_layout():
     assert picture.getpixel((2 * GRID_PADDING + 5, GRID_PADDING)) == (255, 255, 255)  # 1 is white
     assert picture.getpixel((GRID_PADDING, 2 * GRID_PADDING + 4)) == (128, 128, 128)  # the third starts row two
     assert image_grid(images[:, :1]).mode == "L"
+
+
+class RemoteLogger(Logger):
+    """A logger that keeps nothing on disk, as MLflow's with a tracking server: its ``save_dir`` is None."""
+
+    name, version, save_dir = "remote", 0, None
+
+    def log_metrics(self, metrics, step=None) -> None:
+        pass
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass
+
+
+@pytest.mark.parametrize("logger", ["remote", "csv", "none"])
+def test_grids_go_in_the_run_folder_never_the_working_directory(tmp_path, monkeypatch, quiet_trainer, logger):
+    work, run = tmp_path / "work", tmp_path / "runs" / "dcgan" / "version_0"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    loggers = {
+        "remote": RemoteLogger(),
+        "csv": CSVLogger(save_dir=run.parent, name="", version=run.name),  # radford fit's: its folder is the run
+        "none": False,
+    }[logger]
+    trainer = quiet_trainer(max_epochs=1, limit_train_batches=1, logger=loggers, default_root_dir=run)
+    images = torch.rand(4, 1, 32, 32) * 2 - 1
+    trainer.fit(DCGAN(image_size=32, channels=1, width=4, latent_dim=8, grid_size=4), DataLoader(images, batch_size=4))
+    assert (run / "samples" / "epoch_000.png").is_file()
+    assert not any(work.iterdir()), f"written in the working directory: {sorted(work.rglob('*'))}"
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ def losses(run: Path) -> list[float]:
 
 
 @pytest.mark.slow
+@pytest.mark.processes  # two training processes at once: every core (tests/cores.py)
 def test_two_processes_follow_one_process_loss_curve(tmp_path, small_corpus):
     (tmp_path / "run.yaml").write_text(RUN)
     common = ["fit", "--recipe", "gpt2-tiny", "--recipe", "run.yaml", f"--data.init_args.sources=[{small_corpus}]"]

@@ -1,6 +1,7 @@
 """Sharded training that runs on CPU: ``strategy/fsdp`` (FSDP2 through Lightning's ModelParallelStrategy) on two
 gloo processes trains gpt2-tiny, saves a sharded checkpoint, resumes it, and follows one process's loss curve at
-the same global batch; the sharded checkpoint becomes one ``.ckpt`` that ``radford.load`` reads."""
+the same global batch; ``radford convert`` turns the sharded checkpoint into one ``.ckpt`` and a Hugging Face
+folder, and ``radford.load`` reads it as it is."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from lightning.fabric.utilities.load import _load_distributed_checkpoint
+from transformers import GPT2LMHeadModel
 
 import radford
+from radford.cli import main
 from radford.models.gpt import GPT
 from tests.helpers import radford_cli
 
@@ -27,17 +29,8 @@ def losses(run: Path) -> list[float]:
         return [float(row["train_loss"]) for row in csv.DictReader(file) if row.get("train_loss")]
 
 
-def consolidate(folder: Path, out: Path) -> Path:
-    """A sharded checkpoint folder (torch.distributed.checkpoint, as ModelParallelStrategy saves) as one .ckpt of
-    its weights and what radford.load reads. The optimizer state, keyed by parameter names, stays behind: the
-    file loads and converts; resuming uses the folder."""
-    checkpoint = _load_distributed_checkpoint(folder)
-    checkpoint.pop("optimizer_0", None)
-    torch.save(checkpoint, out)
-    return out
-
-
 @pytest.mark.slow
+@pytest.mark.processes  # two training processes at once: every core (tests/cores.py)
 def test_two_sharded_processes_resume_and_follow_one_process(tmp_path, small_corpus):
     (tmp_path / "run.yaml").write_text(RUN)
     common = ["fit", "--recipe", "gpt2-tiny", "--recipe", "run.yaml", f"--data.init_args.sources=[{small_corpus}]"]
@@ -58,8 +51,17 @@ def test_two_sharded_processes_resume_and_follow_one_process(tmp_path, small_cor
     assert len(single) == len(two) == 8
     assert two == pytest.approx(single, abs=1e-4)  # same batches, same updates, across the resume
 
-    merged = radford.load(consolidate(runs / "version_2" / "checkpoints" / "last.ckpt", tmp_path / "merged.ckpt"))
+    # The resumed run's sharded folder: radford convert gathers it into one .ckpt or a Hugging Face folder, and
+    # radford.load reads it as it is.
+    last = runs / "version_2" / "checkpoints" / "last.ckpt"
+    main(["convert", str(last), str(tmp_path / "merged.ckpt")])
+    main(["convert", str(last), str(tmp_path / "hf")])
     reference = radford.load(runs / "version_0" / "checkpoints" / "last.ckpt")
-    assert type(merged) is GPT
-    for (key, a), b in zip(reference.state_dict().items(), merged.state_dict().values(), strict=True):
-        assert torch.allclose(a, b, atol=1e-5), key
+    for merged in (radford.load(tmp_path / "merged.ckpt"), radford.load(last)):
+        assert type(merged) is GPT and merged.tokenizer.to_json() == reference.tokenizer.to_json()
+        for (key, a), b in zip(reference.state_dict().items(), merged.state_dict().values(), strict=True):
+            assert torch.allclose(a, b, atol=1e-5), key
+    hf = GPT2LMHeadModel.from_pretrained(tmp_path / "hf").eval()
+    ids = torch.randint(reference.hparams.vocab_size, (1, 16))
+    with torch.no_grad():
+        assert torch.allclose(hf(ids).logits, reference(ids), atol=1e-4)

@@ -1,5 +1,6 @@
 """``radford generate``: greedy text equals transformers' on GPT-2's real tokenizer, seeded sampling repeats,
-characters split across tokens stream whole, and mistakes are one line."""
+characters split across tokens stream whole, the compiled decode step gives the same tokens, and mistakes are one
+line."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from radford.cli import main
 from radford.commands.generate import REPLACEMENT_CHARACTER, decode_stream
+from radford.models.gpt import GPT
 from radford.tokenizers import GPT2BPE, from_files
 from tests.helpers import error_line, radford_cli
 
@@ -78,6 +80,22 @@ def test_seeded_samples_repeat(hf, capsys):
     assert generate(capsys, *args, "--seed", "2") != first
 
 
+@pytest.mark.slow  # compiling the decode step (inductor, C++) takes tens of seconds on a CPU
+def test_compiled_decoding_gives_the_same_tokens(hf, capsys, monkeypatch):
+    _, folder = hf
+    made = []  # the compiled steps --compile asked the model for
+    original = GPT.compiled_decode_step
+    monkeypatch.setattr(GPT, "compiled_decode_step", lambda self: made.append(self) or original(self))
+    # Past the 64 positions of the model: the window slides, where the compiled step hands over to the full forward.
+    args = ("--checkpoint", str(folder), "--prompt", PROMPT, "--max_new_tokens", "70", "--temperature", "0")
+    eager = generate(capsys, *args)
+    main(["generate", *args, "--compile"])
+    compiled, said = capsys.readouterr()
+    assert compiled == eager and len(eager) > len(PROMPT)
+    assert len(made) == 1  # once, for the sample; without --compile, never
+    assert "70 tokens in" in said and "(compiling included)" in said
+
+
 def test_stream_holds_characters_split_across_tokens(gpt2_files):
     tokenizer = GPT2BPE(str(gpt2_files))
     prompt_ids = tokenizer.encode("Say:")
@@ -104,8 +122,17 @@ def test_stream_releases_an_unfinished_character_at_the_end(gpt2_files):
         (["--checkpoint", "{folder}", "--prompt", "x", "--temperature", "hot"], ["--temperature", "'hot'"]),
         (["--checkpoint", "{folder}", "--prompt", "x", "--num_samples", "0"], ["--num_samples", "0"]),
         (["--checkpoint", "{bare}", "--prompt", "x"], ["{bare}", "no tokenizer"]),
+        (["--checkpoint", "{folder}", "--prompt", "x", "--compile", "--no_cache"], ["--compile", "--no_cache"]),
     ],
-    ids=["missing-checkpoint", "no-checkpoint", "top-p", "temperature", "num-samples", "no-tokenizer"],
+    ids=[
+        "missing-checkpoint",
+        "no-checkpoint",
+        "top-p",
+        "temperature",
+        "num-samples",
+        "no-tokenizer",
+        "compile-no-cache",
+    ],
 )
 def test_mistakes_are_one_line(hf, tmp_path, capsys, args, expected):
     _, folder = hf

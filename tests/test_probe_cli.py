@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from radford import runs
 from radford.cli import main
 from radford.eval.probe import Threshold, split_indices
 from radford.models.gpt import GPT
@@ -112,6 +114,40 @@ def test_probe_on_a_gpt(gpt, reviews, tmp_path, capsys):
     probe(capsys, "--checkpoint", str(checkpoint), "--data", str(reviews), "--output_dir", str(out), "--seed", "1")
     report = json.loads((out / "probe.json").read_text())
     assert report["features"] == 16 and report["test_accuracy"] >= 0.8
+
+
+def files(folder: Path) -> set[str]:
+    return {str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file()}
+
+
+def test_probe_writes_beside_the_checkpoints_run_and_nowhere_else(
+    mlstm_checkpoint, reviews, tmp_path, monkeypatch, capsys
+):
+    """Without --output_dir the probe writes as radford validate does, in the checkpoint's run (found through
+    ``latest``), or in runs/probe/<name>/ for a checkpoint in no run; never in the working directory itself."""
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "runs" / "mlstm-tiny" / "version_0"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copy(mlstm_checkpoint, run / "checkpoints" / "last.ckpt")
+    runs.point_latest(run)
+    (tmp_path / "models").mkdir()
+    shutil.copy(mlstm_checkpoint, tmp_path / "models" / "random.ckpt")
+    before = files(tmp_path)
+
+    printed = probe(capsys, "--checkpoint", "runs/mlstm-tiny/latest/checkpoints/last.ckpt", "--data", str(reviews))
+    assert files(tmp_path) - before == {
+        "runs/mlstm-tiny/version_0/probe/probe.json",
+        "runs/mlstm-tiny/version_0/probe/histogram.png",
+    }
+    assert "wrote runs/mlstm-tiny/version_0/probe/probe.json" in printed
+    report = json.loads((run / "probe" / "probe.json").read_text())
+    # The model's own words for its features (the protocol's feature_description), printed and recorded.
+    assert report["feature"] == MLSTM.feature_description == "final cell state"
+    assert "32 features: the final cell state of MLSTM" in printed
+
+    before = files(tmp_path)
+    probe(capsys, "--checkpoint", "models/random.ckpt", "--data", str(reviews))
+    assert files(tmp_path) - before == {"runs/probe/models-random/probe.json", "runs/probe/models-random/histogram.png"}
 
 
 @pytest.mark.parametrize(

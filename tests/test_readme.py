@@ -41,6 +41,9 @@ SKIPPED = {
     "captions.csv": "the user's captions",
     "shards/train": "the user's shards",
     "clip-vit-base-patch32/": "CLIP's weights, downloaded by the user",
+    "generating-reviews-discovering-sentiment": "OpenAI's released mLSTM, cloned by the user",
+    "gpt1-model/": "GPT-1's release, downloaded by the user",
+    "labelled.jsonl": "the user's labelled texts",
 }
 ALLOWED = ("runs/",)  # what commands write unasked: the run folders, where the README says
 

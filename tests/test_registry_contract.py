@@ -24,6 +24,7 @@ import radford
 from radford import recipes, registry
 from radford.checkpoints import Weights, write_checkpoint
 from radford.cli import main
+from radford.eval.probe import undescribed_features
 from radford.lightning_cli import recipe_configs
 from radford.models.gpt import GPT
 from radford.tokenizers import Char
@@ -256,6 +257,45 @@ def test_a_registered_model_trains_saves_and_loads_to_the_same_outputs(name, cor
     torch.testing.assert_close(
         actual, expected, atol=TOLERANCE, rtol=0, msg=lambda m: f"{name} from {recipe.name}, reloaded: {m}"
     )
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_registered_model_with_features_names_them(name):
+    """The features protocol: a model that declares ``feature_input`` says what its features are in
+    ``feature_description`` (``radford probe`` prints it, records it and titles its figure with it), and a subclass
+    that computes them differently says so itself rather than inheriting its parent's words."""
+    cls = registry.lookup("models", name).load()
+    assert undescribed_features(cls) is None, undescribed_features(cls)
+
+
+class Texts(L.LightningModule):
+    feature_input = "texts"
+
+    def features(self, texts):
+        return torch.zeros(len(texts), 1)
+
+
+class Described(Texts):
+    feature_description = "zeros"
+
+
+class Recomputed(Described):
+    def features(self, texts):
+        return torch.ones(len(texts), 1)
+
+
+class Redescribed(Recomputed):
+    @property
+    def feature_description(self) -> str:
+        return "ones"
+
+
+def test_the_features_check_refuses_what_it_should():
+    assert undescribed_features(L.LightningModule) is None  # no features, nothing to name
+    assert undescribed_features(Described) is None and undescribed_features(Redescribed) is None
+    assert "no feature_description" in undescribed_features(Texts)
+    assert "non-empty" in undescribed_features(type("Blank", (Texts,), {"feature_description": " "}))
+    assert "inherits Described's feature_description" in undescribed_features(Recomputed)
 
 
 def test_every_registered_model_is_checked():

@@ -271,7 +271,31 @@ def test_latest_is_a_file_where_links_are_not_allowed(tmp_path, monkeypatch):
     assert runs.run_of(tmp_path / "latest" / "checkpoints" / "last.ckpt") == run
 
 
+@pytest.mark.parametrize(
+    ("checkpoint", "folder"),
+    [
+        ("runs/tiny/version_0/checkpoints/last.ckpt", "runs/tiny/version_0/probe"),
+        ("runs/tiny/latest/checkpoints/epoch=1.ckpt", "runs/tiny/version_0/probe"),
+        ("model.ckpt", "runs/probe/model"),
+        (
+            "generating-reviews-discovering-sentiment/model/",
+            "runs/probe/generating-reviews-discovering-sentiment-model",
+        ),
+        ("finetune-transformer-lm/model", "runs/probe/finetune-transformer-lm-model"),  # both OpenAI releases: model/
+        ("openai-community/gpt2", "runs/probe/openai-community-gpt2"),  # a hub id: never into the hub's cache
+        ("../elsewhere/weights dir", "runs/probe/elsewhere-weights-dir"),
+    ],
+)
+def test_a_command_outside_lightning_writes_beside_the_checkpoints_run(work, checkpoint, folder):
+    run = runs.reserve(work / "runs" / "tiny").path
+    (run / "checkpoints").mkdir()
+    runs.point_latest(run)
+    found = runs.beside_checkpoint(checkpoint, "probe")
+    assert (found.resolve().relative_to(work) if found.is_absolute() else found) == Path(folder)
+
+
 @pytest.mark.slow
+@pytest.mark.processes  # two training processes at once: every core (tests/cores.py)
 def test_two_fits_started_together_end_in_two_folders(tmp_path):
     (tmp_path / "tiny.yaml").write_text(TINY)
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}

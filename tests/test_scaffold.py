@@ -64,3 +64,13 @@ def test_never_overwrites(capsys, tmp_path):
     (existing / "work.py").write_text("keep me")
     assert "already exists" in error_line(capsys, "new-plugin", "mine", "--dir", str(tmp_path))
     assert [p.name for p in existing.iterdir()] == ["work.py"] and (existing / "work.py").read_text() == "keep me"
+
+
+def test_without_dir_the_package_goes_in_the_working_directory(tmp_path, monkeypatch, capsys):
+    """The scaffold is the user's source code, not a run's output: by default it is written where they are (as the
+    README's `radford new-plugin my-model && pip install -e radford-my-model` needs), and nothing else is."""
+    monkeypatch.chdir(tmp_path)
+    main(["new-plugin", "mine"])
+    assert "pip install -e radford-mine" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["radford-mine"]  # no runs/, no staging folder
+    assert (tmp_path / "radford-mine" / "pyproject.toml").is_file()

@@ -36,11 +36,6 @@ HF_CONFIG = {
     "n_layer": 1,
     "n_head": 1,
 }
-FOREIGN_GLOBAL = (
-    "radford/models/hf_folder.py read_hf_weights: catch pickle.UnpicklingError from torch.load("
-    "weights_only=True) and raise a RadfordError naming the file (it holds pickled objects other than "
-    "tensors: convert it to model.safetensors)"
-)
 
 
 class WritesMarker:
@@ -208,9 +203,7 @@ def test_a_foreign_global_in_pytorch_model_bin_never_runs(way, tmp_path, marker)
     runs_nothing(ways_in(folder, tmp_path, folder=True)[way], marker)
 
 
-@pytest.mark.parametrize(
-    "way", [pytest.param(way, marks=pytest.mark.xfail(strict=True, reason=FOREIGN_GLOBAL)) for way in WAYS]
-)
+@pytest.mark.parametrize("way", WAYS)
 def test_a_foreign_global_in_pytorch_model_bin_is_refused_in_one_line(way, tmp_path, marker, capsys):
     folder = foreign_global_folder(tmp_path / "hf", marker)
     line = refused_in_one_line(ways_in(folder, tmp_path, folder=True)[way], capsys)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,14 @@ import torch
 
 from radford.data.pairs import PairData
 from radford.data.shapes import Shapes, write_folder
-from radford.data.shards import pairs_from_folder, read_shards, shard_urls, write_pair_shards, write_shards
+from radford.data.shards import (
+    pairs_from_csv,
+    pairs_from_folder,
+    read_shards,
+    shard_urls,
+    write_pair_shards,
+    write_shards,
+)
 from radford.errors import RadfordError
 from radford.tokenizers.clip import CLIPTokenizer
 
@@ -158,6 +166,24 @@ def test_pair_data_mistakes(tmp_path):
         _ = PairData(train=str(tmp_path / "bad.csv")).vocab_size
     with pytest.raises(RadfordError, match="not found"):
         _ = PairData(train=str(tmp_path / "none-{000..001}.tar")).vocab_size
+
+
+def test_a_write_that_fails_part_way_keeps_no_shard(tmp_path):
+    """Two shards were closed and a third begun when the source fails: none is kept, the error goes on."""
+
+    def failing() -> Iterator[dict]:
+        yield from numbers(5)
+        raise RadfordError("the source failed")
+
+    with pytest.raises(RadfordError, match="the source failed"):
+        write_shards(failing(), str(tmp_path / "part-%03d.tar"), maxcount=2)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_csv_of_pairs_with_a_byte_order_mark_reads_its_header(tmp_path):
+    """A spreadsheet's CSV export starts with a byte-order mark; the header's first column is still ``filepath``."""
+    (tmp_path / "pairs.csv").write_bytes("filepath,caption\na.png,a caf\u00e9\n".encode("utf-8-sig"))
+    assert pairs_from_csv(tmp_path / "pairs.csv") == [(tmp_path / "a.png", "a caf\u00e9")]
 
 
 @pytest.mark.parametrize("resample", [True, False], ids=["resampled", "once"])

@@ -10,6 +10,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.accelerators import CPUAccelerator, CUDAAccelerator, MPSAccelerator, XLAAccelerator
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -20,8 +21,8 @@ from radford.models.clip import CLIP
 from radford.models.common import Optimizers
 from radford.models.dcgan import DCGAN
 from radford.models.gpt import GPT
-from radford.throughput import Compile, check_precision
-from tests.helpers import radford_cli
+from radford.throughput import Compile, check_precision, trainer_device
+from tests.helpers import error_line, radford_cli
 
 TINY = dict(vocab_size=64, block_size=16, n_layer=2, n_head=2, n_embd=32, warmup_steps=2, decay_steps=40)
 STEPS = 20
@@ -127,13 +128,52 @@ def test_bf16_mixed_tracks_fp32_on_cpu(tmp_path, small_corpus):
     assert fp32[-1] < fp32[0] - 1.0
 
 
+HINT = " (--recipe precision/bf16-mixed for mixed precision)"  # what every refusal of a precision on a CPU ends with
+
+
 def test_float16_on_a_cpu_is_one_line():
-    for precision in ("16-mixed", "16-true"):
+    for precision in ("16-mixed", "16-true", 16, "transformer-engine"):
         with pytest.raises(RadfordError, match=f"^precision {precision} needs a GPU .*bf16-mixed") as error:
             check_precision(precision, torch.device("cpu"))
         assert "\n" not in str(error.value)
+        assert str(error.value).endswith("valid on this machine (CPU): 32-true, bf16-mixed, bf16-true, 64-true" + HINT)
     check_precision("bf16-mixed", torch.device("cpu"))
     check_precision("16-mixed", torch.device("meta"))  # any accelerator: Lightning runs float16 there
+    check_precision("16-mixed", None)  # a device radford cannot tell: the Trainer decides
+
+
+def test_the_trainer_device_is_known_before_the_trainer(monkeypatch):
+    for accelerator in (MPSAccelerator, XLAAccelerator):
+        monkeypatch.setattr(accelerator, "is_available", staticmethod(lambda: False))
+    monkeypatch.setattr(CUDAAccelerator, "is_available", staticmethod(lambda: False))
+    assert [trainer_device(a) for a in ("auto", "cpu", CPUAccelerator(), "gpu", "cuda", "tpu", object())] == [
+        torch.device("cpu"),
+        torch.device("cpu"),
+        torch.device("cpu"),
+        None,  # no GPU here: Lightning's own error says so
+        torch.device("cuda"),
+        torch.device("xla"),
+        None,
+    ]
+    monkeypatch.setattr(CUDAAccelerator, "is_available", staticmethod(lambda: True))
+    assert trainer_device("auto") == trainer_device("gpu") == torch.device("cuda")
+
+
+@pytest.mark.parametrize(
+    "asked", [["--trainer.precision", "16-mixed"], ["--recipe", "precision/16-mixed"], ["--trainer.precision=16"]]
+)
+def test_float16_on_a_cpu_stops_the_command_in_one_line(asked, capsys, tmp_path, small_corpus, monkeypatch):
+    """What the README promises: no silent switch to bf16, no run folder, the valid choices on this machine."""
+    monkeypatch.chdir(tmp_path)
+    # One step if the check is not wired: the run would train in bf16 and exit 0, and error_line fail.
+    args = ["fit", "--recipe", "gpt2-tiny", *asked, "--trainer.accelerator", "cpu", "--trainer.max_steps", "1"]
+    line = error_line(capsys, *args, "--trainer.limit_val_batches", "0", f"--data.init_args.sources=[{small_corpus}]")
+    precision = "16" if asked[-1].endswith("=16") else "16-mixed"
+    assert line == (
+        f"radford: error: precision {precision} needs a GPU (float16 on a CPU is emulated); "
+        "valid on this machine (CPU): 32-true, bf16-mixed, bf16-true, 64-true" + HINT
+    )
+    assert not list(tmp_path.iterdir())  # nothing built, no run folder reserved
 
 
 # -- Muon ----------------------------------------------------------------------------------------------------

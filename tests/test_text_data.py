@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from radford.data import corpus, text
+from radford.data import corpus, datasets, text
 from radford.data.text import ConsecutiveWindows, RandomWindows, TextData, WindowLoader
 from radford.errors import RadfordError
 from radford.tokenizers import BPE, Char, Tokenizer, from_files
@@ -286,6 +286,19 @@ def test_cache_written_then_reused(code_corpus: Path, tmp_path: Path, monkeypatc
     edited = char_data(code_corpus, cache)
     edited.prepare_data()
     assert len(cache_entries(cache)) == 3 and len(edited.tokens) == len(first.tokens) + len("\n# appended\n")
+
+
+def test_the_token_cache_and_the_datasets_share_one_cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$RADFORD_CACHE is read in one place (``datasets.cache_dir``): the token cache is its sibling, so moving one
+    moves both."""
+    monkeypatch.setenv("RADFORD_CACHE", str(tmp_path / "env"))
+    assert TextData("stdlib", tokenizer=Char()).cache_dir == tmp_path / "env" / "text"
+    assert datasets.cache_dir() == tmp_path / "env" / "datasets"
+    monkeypatch.setattr(datasets, "cache_dir", lambda: tmp_path / "elsewhere" / "datasets")
+    assert text.cache_root() == tmp_path / "elsewhere"
+    monkeypatch.undo()  # the real cache_dir, and the session's RADFORD_CACHE
+    monkeypatch.delenv("RADFORD_CACHE")
+    assert text.cache_root() == Path.home() / ".cache" / "radford"
 
 
 @pytest.mark.parametrize("kind", ["char", "bpe"])

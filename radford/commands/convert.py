@@ -1,4 +1,5 @@
-"""``radford convert``: a radford checkpoint to a Hugging Face folder, or back."""
+"""``radford convert``: a radford checkpoint (a .ckpt, or the sharded folder ``strategy/fsdp`` saves) to a Hugging Face
+folder or one .ckpt, or a Hugging Face folder back."""
 
 from __future__ import annotations
 
@@ -23,9 +24,16 @@ def check_destination(dst: Path, overwrite: bool) -> None:
 
 
 def main(args: Sequence[str]) -> None:
-    """Convert a radford .ckpt to a Hugging Face folder, or a Hugging Face GPT folder to a .ckpt."""
+    """Convert a checkpoint (.ckpt, strategy/fsdp's sharded folder) to a Hugging Face folder or a .ckpt, and back.
+
+    A radford .ckpt becomes a Hugging Face folder; a sharded checkpoint folder, gathered into one process, becomes
+    a .ckpt or a Hugging Face folder; a Hugging Face GPT-2 or GPT-1 folder becomes a .ckpt."""
     parser = ArgumentParser(prog="radford convert", description=main.__doc__)
-    parser.add_argument("src", help="a radford .ckpt file, or a Hugging Face GPT-2 or GPT-1 (openai-gpt) folder")
+    parser.add_argument(
+        "src",
+        help="a radford .ckpt file, a sharded checkpoint folder (strategy/fsdp's last.ckpt/), or a Hugging Face GPT-2 "
+        "or GPT-1 (openai-gpt) folder",
+    )
     parser.add_argument(
         "dst", help="the Hugging Face folder, or the .ckpt file, to write; never an existing one unless --overwrite"
     )

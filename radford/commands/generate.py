@@ -61,6 +61,12 @@ def main(args: Sequence[str]) -> None:
     parser.add_argument("--num_samples", type=int, default=1, help="continuations, separated by a line ---")
     parser.add_argument("--no_cache", action="store_true", help="recompute the whole context at every step")
     parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="decode each token after the prompt with a compiled step over a static cache (torch.compile; on a CPU "
+        "it needs a C++ compiler); the first sample waits while it compiles",
+    )
+    parser.add_argument(
         "--fix_unit",
         action="append",
         default=[],
@@ -70,6 +76,8 @@ def main(args: Sequence[str]) -> None:
     options = parser.parse_args(args)
     if options.num_samples < 1:
         raise RadfordError(f"--num_samples must be at least 1, got {options.num_samples}")
+    if options.compile and options.no_cache:
+        raise RadfordError("--compile compiles the step that reads the cache: it does not combine with --no_cache")
 
     import torch
 
@@ -85,10 +93,12 @@ def main(args: Sequence[str]) -> None:
         raise RadfordError(f"{options.checkpoint} holds a {type(model).__name__}, which does not generate text")
     # Options that only some models take, by the name of their generate() argument; the defaults are left out.
     extra = {"use_cache": False} if options.no_cache else {}
+    if options.compile:
+        extra["compiled"] = True  # GPT's compiled_decode_step: compiled once, on the first sample
     if options.fix_unit:
         extra["fix_units"] = dict(map(parse_fixed_unit, options.fix_unit))
     accepted = inspect.signature(model.generate).parameters
-    for flag, name in (("--no_cache", "use_cache"), ("--fix_unit", "fix_units")):
+    for flag, name in (("--no_cache", "use_cache"), ("--compile", "compiled"), ("--fix_unit", "fix_units")):
         if name in extra and name not in accepted:
             raise RadfordError(f"{flag} does not apply to {options.checkpoint}, a {type(model).__name__}")
     tokenizer = model.tokenizer
@@ -117,4 +127,5 @@ def main(args: Sequence[str]) -> None:
         print()
     elapsed = time.perf_counter() - start
     tokens = options.num_samples * options.max_new_tokens
-    print(f"{tokens} tokens in {elapsed:.2f} s: {tokens / elapsed:.1f} tokens/s", file=sys.stderr)
+    compiling = " (compiling included)" if options.compile else ""
+    print(f"{tokens} tokens in {elapsed:.2f} s{compiling}: {tokens / elapsed:.1f} tokens/s", file=sys.stderr)

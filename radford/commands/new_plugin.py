@@ -5,6 +5,10 @@ The package is the template folder ``plugin_template/`` (shipped in the wheel) w
 ``__NAME__`` (the plugin's name), ``__MODULE__`` (``radford_NAME``), ``__CLASS__`` (NAME in CamelCase) and
 ``__RADFORD_REQUIREMENT__`` (this radford's major version). A file's ``.tmpl`` suffix keeps the template from
 being linted, tested or imported as radford's own code.
+
+It writes ``radford-NAME`` into the working directory, or ``--dir``: unlike every other command's output, which goes
+in a run folder (``radford.runs``), the package is source code the user keeps, edits and installs from there
+(``pip install -e radford-NAME``), as ``cookiecutter`` and ``cargo new`` write theirs.
 """
 
 from __future__ import annotations
@@ -85,7 +89,11 @@ def main(args: Sequence[str]) -> None:
     """Write a plugin package radford-NAME (model, data module, recipe, test, README) that installs and trains."""
     parser = ArgumentParser(prog="radford new-plugin", description=main.__doc__)
     parser.add_argument("name", help=f"the plugin's name: {NAME_RULE}")
-    parser.add_argument("--dir", default=".", help="the folder to write radford-NAME into (default: here)")
+    parser.add_argument(
+        "--dir",
+        default=".",
+        help="the folder to write radford-NAME into (default: the working directory; source code, not a run's output)",
+    )
     options = parser.parse_args(args)
     name = check_name(options.name)
     parent = Path(options.dir).expanduser()

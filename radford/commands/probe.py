@@ -13,7 +13,10 @@ One labelled file is split by ``--seed`` instead (``split_indices``: ``--test_fr
 ``--val_fraction`` of the rest for dev). The report gives the accuracy, how many features have a non-zero weight, the
 feature with the largest weight (the "sentiment unit"), and that single feature's accuracy as a classifier thresholded
 where it best splits the training texts. It writes ``probe.json`` and ``histogram.png`` (the top feature's values per
-class on the scored split: the paper's figure 3, titled with the model and the feature) to ``--output_dir``.
+class on the scored split: the paper's figure 3, titled with the model and the feature) to ``--output_dir``: by
+default beside the checkpoint's run, as ``radford validate`` writes (``runs/<recipe>/version_N/probe/``), or
+``runs/probe/<name>/`` for a checkpoint that is not in a run folder (a Hugging Face folder, OpenAI's releases; see
+``radford.runs.beside_checkpoint``), never into the working directory itself or the model's folder.
 """
 
 from __future__ import annotations
@@ -246,7 +249,11 @@ def main(args: Sequence[str]) -> None:
     parser.add_argument("--test_fraction", type=float, default=0.2, help="of one file, held out for test")
     parser.add_argument("--val_fraction", type=float, default=0.1, help="of one file less test, to choose C on")
     parser.add_argument("--seed", type=int, default=0, help="draws the split of one file")
-    parser.add_argument("--output_dir", default="probe", help="where probe.json and histogram.png are written")
+    parser.add_argument(
+        "--output_dir",
+        help="where probe.json and histogram.png are written (default: <run>/probe/ beside the checkpoint's run, "
+        "else runs/probe/<name>/)",
+    )
     options = parser.parse_args(args)
     for name in ("test_fraction", "val_fraction"):
         if not 0.0 < getattr(options, name) < 1.0:
@@ -254,6 +261,7 @@ def main(args: Sequence[str]) -> None:
 
     from radford.checkpoints import load
     from radford.eval.probe import Threshold, linear_probe
+    from radford.runs import beside_checkpoint, shown
 
     data = read_splits(
         options.data, options.text_field, options.label_field, options.test_fraction, options.val_fraction, options.seed
@@ -309,7 +317,7 @@ def main(args: Sequence[str]) -> None:
         f"L1 probe (C={probe.C:g}, chosen on dev): {scored} accuracy {probe.test_accuracy:.4f} with "
         f"{probe.nonzero_weights} non-zero weights (majority class {majority[scored]:.4f})"
     )
-    out = Path(options.output_dir)
+    out = Path(options.output_dir) if options.output_dir else beside_checkpoint(options.checkpoint, "probe")
     if probe.nonzero_weights:  # else the probe found nothing better than the majority class: no top unit
         unit = results["top_unit"] = probe.top_feature
         single = Threshold.fit(x[train, unit], y[train])
@@ -333,6 +341,9 @@ def main(args: Sequence[str]) -> None:
         )
     else:
         print("the probe kept no feature (every weight is zero): no top unit to report or plot")
+        # An earlier probe's figure there would pass for this one's.
+        (out / "histogram.png").unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     (out / "probe.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {out / 'probe.json'}" + (f" and {out / 'histogram.png'}" if results["top_unit"] is not None else ""))
+    figure = f" and {shown(out / 'histogram.png')}" if results["top_unit"] is not None else ""
+    print(f"wrote {shown(out / 'probe.json')}{figure}")

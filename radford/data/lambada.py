@@ -100,6 +100,8 @@ class LambadaData(TokenizerState, L.LightningDataModule):
         super().__init__()
         if block_size < 1 or batch_size < 1:
             raise RadfordError(f"block_size and batch_size must be positive, got {block_size} and {batch_size}")
+        if num_workers < 0:
+            raise RadfordError(f"num_workers must be 0 (load in the main process) or more, got {num_workers}")
         if tokenizer.needs_training:
             raise RadfordError(
                 f"LAMBADA needs the pretrained model's tokenizer (pretrained, gpt2), got an untrained "

@@ -10,6 +10,7 @@ reported as one warning line naming its shard and key, and skipped; a run does n
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import random
 import re
@@ -159,9 +160,16 @@ def write_shards(samples: Iterable[dict[str, Any]], pattern: str, maxcount: int 
         raise RadfordError(f"shard pattern {pattern!r} needs a %-format for the shard number, e.g. 'train-%06d.tar'")
     Path(pattern).parent.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
-    with wds.ShardWriter(pattern, maxcount=maxcount, verbose=0, post=written.append) as sink:
-        for sample in samples:
-            sink.write(sample)
+    try:
+        with wds.ShardWriter(pattern, maxcount=maxcount, verbose=0, post=written.append) as sink:
+            for sample in samples:
+                sink.write(sample)
+    except BaseException:
+        # No shard of a failed run is kept (closing the writer listed the one it was in): a partial set read later
+        # would be a smaller dataset that nothing marks as such.
+        for name in written:
+            Path(name).unlink(missing_ok=True)
+        raise
     return written
 
 
@@ -172,23 +180,45 @@ def _key(path: Path) -> str:
 
 def _image_sample(path: Path, caption: str, key: str) -> dict[str, Any]:
     extension = path.suffix.lower().lstrip(".")
-    if extension not in IMAGE_EXTENSIONS:
-        raise RadfordError(f"{path} is not an image radford reads: extensions {', '.join(IMAGE_EXTENSIONS)}")
     return {"__key__": key, "jpg" if extension == "jpeg" else extension: path.read_bytes(), "txt": caption}
 
 
 def pairs_from_csv(path: str | Path) -> list[tuple[Path, str]]:
     """The (image path, caption) rows of a CSV with columns ``filepath,caption``; relative paths are taken from the
-    CSV's folder."""
+    CSV's folder. An empty CSV, one with no rows, a row without both values, or text that is not UTF-8 is one line
+    naming the file (and the line)."""
     path = Path(path)
     try:
-        with open(path, newline="", encoding="utf-8") as file:
-            reader = csv.DictReader(file)
-            if not {"filepath", "caption"} <= set(reader.fieldnames or ()):
-                raise RadfordError(f"{path} needs the columns filepath,caption; its header is {reader.fieldnames}")
-            return [(path.parent / row["filepath"], row["caption"]) for row in reader]
+        # Decoded whole: a text stream's decode error counts bytes from its last chunk, not from the file's start.
+        # utf-8-sig: a spreadsheet's CSV often starts with a byte-order mark, which would hide the header's first name.
+        data = path.read_bytes()
+        text = data.decode("utf-8-sig")
     except FileNotFoundError as error:
         raise RadfordError(f"CSV {path} not found") from error
+    except OSError as error:
+        raise RadfordError(f"cannot read CSV {path}: {error.strerror or error}") from error
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise RadfordError(
+            f"CSV {path} is not UTF-8 text: byte {error.start} (line {line}) is 0x{data[error.start]:02x}; save it as "
+            "UTF-8"
+        ) from error
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if reader.fieldnames is None:
+        raise RadfordError(f"CSV {path} is empty: expected a header filepath,caption, then one row per image")
+    if not {"filepath", "caption"} <= set(reader.fieldnames):
+        raise RadfordError(f"{path} needs the columns filepath,caption; its header is {reader.fieldnames}")
+    pairs = []
+    for row in reader:
+        # A short row leaves a column None; an empty filepath would name the CSV's own folder.
+        if not row["filepath"] or row["caption"] is None:
+            raise RadfordError(
+                f"{path} line {reader.line_num}: expected a filepath and a caption, got {list(row.values())}"
+            )
+        pairs.append((path.parent / row["filepath"], row["caption"]))
+    if not pairs:
+        raise RadfordError(f"CSV {path} has no rows under its header: expected one filepath,caption row per image")
+    return pairs
 
 
 def pairs_from_folder(folder: str | Path) -> list[tuple[Path, str]]:
@@ -204,11 +234,30 @@ def pairs_from_folder(folder: str | Path) -> list[tuple[Path, str]]:
     return [(image, caption.read_text(encoding="utf-8").strip()) for image, caption in pairs]
 
 
+def _check_images(pairs: Sequence[tuple[Path, str]], source: Path) -> None:
+    """Every image a source lists is a file radford reads, checked before the first shard is opened: a run that
+    stopped part-way would leave shards that look like a smaller dataset."""
+    for row, (image, _) in enumerate(pairs, 1):
+        if image.suffix.lower().lstrip(".") not in IMAGE_EXTENSIONS:
+            raise RadfordError(
+                f"{source} data row {row}: {image} is not an image radford reads: extensions "
+                f"{', '.join(IMAGE_EXTENSIONS)}"
+            )
+    missing = [(row, image) for row, (image, _) in enumerate(pairs, 1) if not image.is_file()]
+    if missing:
+        row, image = missing[0]
+        raise RadfordError(
+            f"{len(missing)} of the {len(pairs)} images {source} lists are not files, e.g. {image} (data row {row}); "
+            "paths are relative to the CSV's folder"
+        )
+
+
 def write_pair_shards(source: str | Path, pattern: str, maxcount: int = 10000) -> list[str]:
     """Image-caption shards (``jpg``/``png``/... + ``txt``) from a ``filepath,caption`` CSV or a folder of images
     with ``.txt`` captions beside them; images are copied as they are, not re-encoded."""
     source = Path(source)
     pairs = pairs_from_csv(source) if source.suffix.lower() == ".csv" else pairs_from_folder(source)
+    _check_images(pairs, source)
     # The index keeps keys unique; the file's name makes a warning about a corrupt sample findable.
     samples = (_image_sample(image, caption, f"{i:08d}_{_key(image)}") for i, (image, caption) in enumerate(pairs))
     return write_shards(samples, pattern, maxcount)

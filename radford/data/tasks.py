@@ -184,6 +184,8 @@ class TaskData(TokenizerState, L.LightningDataModule):
             )
         if batch_size < 1:
             raise RadfordError(f"batch_size must be positive, got {batch_size}")
+        if num_workers < 0:
+            raise RadfordError(f"num_workers must be 0 (load in the main process) or more, got {num_workers}")
         self.sources = {"train": train, "val": val, "test": test, "predict": predict}
         for split, source in self.sources.items():
             if source in (None, STDLIB_DOCSTRINGS):

@@ -13,7 +13,6 @@ section 3).
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
-from radford.data import corpus
+from radford.data import corpus, datasets
 from radford.data.tokenizer_state import TokenizerState
 from radford.errors import RadfordError
 from radford.io import write_atomically
@@ -38,7 +37,9 @@ ENCODE_BATCH = 256  # documents (or chunks of one) handed to the tokenizer's par
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("RADFORD_CACHE", Path.home() / ".cache" / "radford"))
+    """radford's cache folder (``$RADFORD_CACHE``, default ``~/.cache/radford``): the parent of the datasets' cache,
+    read from there so that the environment variable is looked up in one place."""
+    return datasets.cache_dir().parent
 
 
 def _windows(tokens: np.ndarray, starts: np.ndarray, length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,6 +200,8 @@ class TextData(TokenizerState, L.LightningDataModule):
             raise RadfordError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
         if block_size < 1 or batch_size < 1:
             raise RadfordError(f"block_size and batch_size must be positive, got {block_size} and {batch_size}")
+        if num_workers < 0:
+            raise RadfordError(f"num_workers must be 0 (load in the main process) or more, got {num_workers}")
         if test_split not in ("held_out", "all"):
             raise RadfordError(f"test_split must be 'held_out' or 'all', got {test_split!r}")
         if test_stride is not None and (test_split != "all" or not 1 <= test_stride <= block_size):

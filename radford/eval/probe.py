@@ -4,9 +4,12 @@ Used as the papers use them: CLIP's linear-probe evaluation (L2, section 3.2), t
 (which also shows how few units carry the label, and how well the top unit alone does, thresholded), and DCGAN's
 discriminator features (section 5.1).
 
-The features protocol: a model offers frozen features through one method, ``features``, and says what it reads in
+The features protocol: a model offers frozen features through one method, ``features``, says what it reads in
 ``feature_input``: texts (``TextFeatures``: GPT, the mLSTM) or image tensors (``ImageFeatures``: CLIP, DCGAN's
-discriminator, Image GPT). ``radford probe`` reads text models; image models are probed from Python.
+discriminator, Image GPT), and names what the features are in ``feature_description`` (the mLSTM's "final cell
+state"), which ``radford probe`` prints, records in ``probe.json`` and puts on its figure: two readouts of one model
+probe very differently, so a figure means nothing without it. ``radford probe`` reads text models; image models are
+probed from Python.
 """
 
 from __future__ import annotations
@@ -24,19 +27,51 @@ from radford.errors import RadfordError
 
 
 class TextFeatures(Protocol):
-    """A model whose features are of texts: ``(len(texts), D)`` floats, one row per text, whatever the batch."""
+    """A model whose features are of texts: ``(len(texts), D)`` floats, one row per text, whatever the batch;
+    ``feature_description`` says which readout they are, in a few words ("final cell state", "final hidden state at
+    the last token"). A subclass that changes the readout says so with its own description."""
 
     feature_input: Literal["texts"]
+    feature_description: str
 
     def features(self, texts: Sequence[str]) -> Tensor: ...
 
 
 class ImageFeatures(Protocol):
-    """A model whose features are of images: ``(N, D)`` floats for the model's image tensor ``(N, ...)``."""
+    """A model whose features are of images: ``(N, D)`` floats for the model's image tensor ``(N, ...)``;
+    ``feature_description`` says which readout they are, as ``TextFeatures``'."""
 
     feature_input: Literal["images"]
+    feature_description: str
 
     def features(self, images: Tensor) -> Tensor: ...
+
+
+# Where a model's readout is computed: a class that overrides one of these changes what its features are.
+FEATURE_METHODS = ("features", "feature_ids", "pooled_features")
+
+
+def undescribed_features(cls: type) -> str | None:
+    """Why ``cls`` breaks the features protocol's ``feature_description``, or None when it keeps it (or offers no
+    features). It must name its features, and the name must come from the class that computes them or a subclass:
+    one inherited from above an override of ``FEATURE_METHODS`` describes the parent's readout, not this one's."""
+    if getattr(cls, "feature_input", None) is None:
+        return None
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    description = getattr(cls, "feature_description", None)
+    if description is None:
+        return f"{name} has feature_input = {cls.feature_input!r} but no feature_description naming its features"
+    if not isinstance(description, property) and not (isinstance(description, str) and description.strip()):
+        return f"{name}.feature_description must be a non-empty string, got {description!r}"
+    mro = cls.__mro__
+    computed = next((k for k, c in enumerate(mro) if any(m in vars(c) for m in FEATURE_METHODS)), None)
+    described = next(k for k, c in enumerate(mro) if "feature_description" in vars(c))
+    if computed is not None and described > computed:
+        return (
+            f"{name} computes its features in {mro[computed].__qualname__} but inherits "
+            f"{mro[described].__qualname__}'s feature_description: give it its own"
+        )
+    return None
 
 
 # The sweep of inverse regularisation strengths, as in the CLIP paper's probes (log-spaced).

@@ -434,6 +434,7 @@ class CLIP(L.LightningModule):
     """
 
     feature_input = "images"  # radford.eval.probe.ImageFeatures
+    feature_description = "image features before the projection: ViT class token after ln_post, ResNet attention pool"
 
     def __init__(
         self,

@@ -20,7 +20,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from PIL import Image
 from torch import Tensor, nn
 
@@ -151,6 +151,7 @@ class DCGAN(L.LightningModule):
     """
 
     feature_input = "images"  # radford.eval.probe.ImageFeatures
+    feature_description = "discriminator's convolutional activations, each layer max-pooled to 4x4"  # section 5.1
 
     def __init__(
         self,
@@ -279,20 +280,32 @@ class DCGAN(L.LightningModule):
             self.save_grid(self.current_epoch)
 
     def save_grid(self, epoch: int) -> Path:
-        """The samples from the fixed noise as ``samples/epoch_NNN.png`` in the run's log folder, and as the
-        ``samples`` image of TensorBoard's step ``epoch`` when that logger is on."""
+        """The samples from the fixed noise as ``samples/epoch_NNN.png`` in the run's folder (``samples_folder``),
+        and as the ``samples`` image of TensorBoard's step ``epoch`` when that logger is on."""
         training = self.training
         self.eval()  # batch norm from its running statistics, as when sampling from a checkpoint
         with torch.no_grad():
             images = self(self.fixed_noise)
         self.train(training)
         grid = image_grid(images)
-        path = save_image(grid, Path(self.trainer.log_dir or ".") / "samples" / f"epoch_{epoch:03d}.png")
+        path = save_image(grid, self.samples_folder() / f"epoch_{epoch:03d}.png")
         layout = "HW" if grid.mode == "L" else "HWC"
         for logger in self.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("samples", np.asarray(grid), epoch, dataformats=layout)
         return path
+
+    def samples_folder(self) -> Path:
+        """Where ``save_grid`` writes: ``samples/`` in the first logger's folder when it keeps its files on disk (CSV
+        and TensorBoard: under ``radford fit``, the run folder), else in the trainer's ``default_root_dir`` (under
+        ``radford fit``, the run folder too). Not the working directory, where ``trainer.log_dir`` sent them with a
+        remote logger: MLflow's has no folder (None), Weights & Biases' is ``.`` unless told. And not
+        ``trainer.log_dir`` at all: it broadcasts, a collective every rank must enter, and only rank zero saves
+        grids."""
+        logger = self.loggers[0] if self.loggers else None
+        if isinstance(logger, (CSVLogger, TensorBoardLogger)):
+            return Path(logger.log_dir) / "samples"
+        return Path(self.trainer.default_root_dir) / "samples"
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         hp = self.hparams

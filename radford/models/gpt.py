@@ -233,7 +233,7 @@ class GPT(L.LightningModule):
         self.eval_loss = nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
         self.eval_ppl = nn.ModuleDict({"val": Perplexity(), "test": Perplexity()})
 
-        if state is not None:
+        if state is not None and not self.lm_head.weight.is_meta:  # a shape-only (meta) build holds no weights
             try:
                 self.load_state_dict(state)
             except RuntimeError as error:
@@ -478,7 +478,10 @@ def _with_defaults(base: type[GPT], **defaults: Any) -> Callable[[type[GPT]], ty
     the recipe schema that jsonargparse reads, and a checkpoint records the subclass's name."""
 
     def decorate(cls: type[GPT]) -> type[GPT]:
-        signature = inspect.signature(base.__init__)
+        # Evaluated annotations (types, not the strings `from __future__ import annotations` leaves): jsonargparse
+        # checks each value against them, and would evaluate strings in the namespace of the wrapper below, whose own
+        # annotations name none of these parameters, and so accept anything (`--model.init_args.n_layer abc`).
+        signature = inspect.signature(base.__init__, eval_str=True)
         unknown = defaults.keys() - signature.parameters.keys()
         assert not unknown, f"{cls.__name__} sets defaults for arguments {base.__name__} lacks: {unknown}"
 
@@ -490,6 +493,9 @@ def _with_defaults(base: type[GPT], **defaults: Any) -> Callable[[type[GPT]], ty
                 p.replace(default=defaults.get(name, p.default)) for name, p in signature.parameters.items()
             ]
         )
+        __init__.__annotations__ = {
+            name: p.annotation for name, p in signature.parameters.items() if p.annotation is not p.empty
+        }
         __init__.__doc__ = base.__init__.__doc__
         cls.__init__ = __init__  # type: ignore[method-assign]
         return cls

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,22 @@ def read_hf_weights(folder: Path) -> dict[str, Tensor]:
             try:
                 if file.suffix == ".safetensors":
                     return load_file(file)
-                return torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+                weights = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+            except pickle.UnpicklingError as error:  # weights_only refused an object, which could run code
+                raise RadfordError(
+                    f"{file} holds pickled objects other than tensors, which radford never unpickles (they could run "
+                    "code); if you trust it, convert it to model.safetensors (transformers' from_pretrained, then "
+                    "save_pretrained)"
+                ) from error
             except (SafetensorError, RuntimeError, OSError, EOFError) as error:
                 raise RadfordError(f"cannot read weights {file}: truncated or corrupt ({error})") from error
+            # A pickle may hold any plain data (a list, a number where a tensor belongs): the rename tables expect
+            # names and tensors, and would fail on anything else with a traceback.
+            if not isinstance(weights, dict) or not all(
+                isinstance(key, str) and isinstance(value, Tensor) for key, value in weights.items()
+            ):
+                raise RadfordError(f"{file} holds no state dict: expected a mapping of parameter names to tensors")
+            return weights
     raise RadfordError(f"no weights in {folder}: looked for {' or '.join(HF_WEIGHTS)}")
 
 

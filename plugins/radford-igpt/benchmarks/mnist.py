@@ -1,7 +1,7 @@
 """iGPT on MNIST: linear-probe accuracy of its features, layer by layer, against probes on raw pixels; test loss;
-and a PNG of completions. Prints a markdown table.
+and a PNG of completions. Prints a markdown table; the PNG goes in the checkpoint's run folder (``--image``: elsewhere).
 
-    radford fit --recipe igpt-mnist          # from the repository root: reads ../shared/datasets/mnist_5k.csv.gz
+    radford fit --recipe igpt-mnist          # radford's dataset mnist (MNIST-5k, downloaded once)
     python plugins/radford-igpt/benchmarks/mnist.py --checkpoint runs/igpt-mnist/version_0/checkpoints/last.ckpt
 
 Every probe is radford's ``linear_probe``: logistic regression on standardised features, C chosen on the
@@ -18,22 +18,23 @@ import torch
 from radford.api import linear_probe
 from threadpoolctl import threadpool_limits
 
-from radford_igpt.complete import completion_grid, data_for, load_model
+from radford_igpt.complete import beside_run, completion_grid, data_for, load_model
 from radford_igpt.data import PixelData
 from radford_igpt.model import with_start
 
 SPLITS = ("train", "val", "test")
 BATCH = 250
+IMAGE = "igpt-mnist-completions.png"  # written in the checkpoint's run folder unless --image says where
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--source", default="../shared/datasets/mnist_5k.csv.gz")
+    parser.add_argument("--source", default="mnist", help="the digits: radford's dataset name or a CSV file")
     parser.add_argument(
         "--image",
-        default="igpt-mnist-completions.png",
-        help="the completions PNG (the README's is docs/images/igpt-mnist-completions.png)",
+        help=f"the completions PNG (default: {IMAGE} in the checkpoint's run folder; the README's is "
+        f"docs/images/{IMAGE})",
     )
     parser.add_argument("--images", type=int, default=10, help="test images to complete")
     parser.add_argument("--samples", type=int, default=5, help="completions of each")
@@ -94,8 +95,9 @@ def main() -> None:
         )
 
     grid = completion_grid(model, ids["test"][0][: options.images], options.samples)
-    grid.save(options.image)
-    print(f"\nwrote {options.image}: top half given (grey: hidden), {options.samples} completions, the original")
+    image = options.image or beside_run(options.checkpoint, IMAGE)
+    grid.save(image)
+    print(f"\nwrote {image}: top half given (grey: hidden), {options.samples} completions, the original")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,6 +23,14 @@ from radford_igpt.palette import Palette
 
 HIDDEN = 0.35  # the grey that stands for pixels the model was not shown
 GAP = 2  # pixels of white between cells
+
+
+def beside_run(checkpoint: str, name: str) -> Path:
+    """``name`` in the run folder of a checkpoint that ``radford fit`` wrote (``<run>/checkpoints/last.ckpt``, also
+    through ``runs/<recipe>/latest``), else beside the checkpoint: where radford's own commands put what they make of
+    a checkpoint, rather than the working directory, which is often a checkout."""
+    path = Path(checkpoint).resolve()
+    return (path.parent.parent if path.parent.name == "checkpoints" else path.parent) / name
 
 
 def load_model(checkpoint: str) -> IGPT:

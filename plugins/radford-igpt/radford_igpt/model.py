@@ -39,6 +39,21 @@ class IGPT(GPT):
     feature_input = "images"
     feature_layer: int | None = None
 
+    @property
+    def feature_block(self) -> int:
+        """The block whose layer-normalised input ``features`` reads: ``feature_layer``, or the middle one."""
+        return self.hparams.n_layer // 2 if self.feature_layer is None else self.feature_layer
+
+    @property
+    def feature_description(self) -> str:
+        """What ``features`` returns (the features protocol): GPT's own description, the last token's hidden state,
+        is not iGPT's readout, and which block it reads changes with ``feature_layer``."""
+        layer = self.feature_block
+        where = (
+            "final LayerNorm output" if layer == self.hparams.n_layer else f"layer-normalised input of block {layer}"
+        )
+        return f"{where}, average-pooled over the pixels"
+
     def __init__(
         self,
         vocab_size: int = 8,
@@ -105,8 +120,7 @@ class IGPT(GPT):
         its attention reads; ``n_layer`` means the final LayerNorm's output), average-pooled over the positions. The
         default is the middle block: the paper finds the best features there rather than at the end, where the model
         specialises in predicting pixels."""
-        n_layer = self.hparams.n_layer
-        layer = n_layer // 2 if self.feature_layer is None else self.feature_layer
+        n_layer, layer = self.hparams.n_layer, self.feature_block
         if not 0 <= layer <= n_layer:
             raise RadfordError(f"feature_layer must be in 0..{n_layer} (n_layer), got {layer}")
         norm = self.transformer.h[layer].ln_1 if layer < n_layer else self.transformer.ln_f

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -14,6 +15,7 @@ import torch
 from PIL import Image
 from radford.api import RadfordError, find_recipe, load, lookup
 
+from radford_igpt.complete import beside_run
 from radford_igpt.data import PixelData
 from radford_igpt.model import IGPT, START, with_start
 from radford_igpt.palette import Palette
@@ -82,10 +84,14 @@ def test_features_are_the_layer_normalised_block_inputs_average_pooled():
         last = model.hidden_states(x).mean(1)  # after ln_f
     assert model.features(ids).shape == (3, 32)  # the middle block by default
     assert model.feature_input == "images" and model.training is False
+    # The protocol's description names iGPT's own readout, not GPT's last-token state, and follows feature_layer.
+    assert model.feature_description == "layer-normalised input of block 1, average-pooled over the pixels"
     model.feature_layer = 0
     torch.testing.assert_close(model.features(ids), first)
+    assert model.feature_description == "layer-normalised input of block 0, average-pooled over the pixels"
     model.feature_layer = 2
     torch.testing.assert_close(model.features(ids, batch_size=2), last)
+    assert model.feature_description == "final LayerNorm output, average-pooled over the pixels"
     model.feature_layer = 3
     with pytest.raises(RadfordError, match=r"feature_layer must be in 0..2"):
         model.features(ids)
@@ -103,6 +109,18 @@ def test_completion_keeps_the_given_pixels_and_samples_the_rest():
     assert torch.equal(sample, model.complete(ids, given=32, generator=torch.Generator().manual_seed(1)))
     with pytest.raises(RadfordError, match="given must be in 0..63"):
         model.complete(ids, given=64)
+
+
+def test_what_is_made_of_a_checkpoint_goes_in_its_run_folder(tmp_path, monkeypatch):
+    """The benchmark's picture lands beside the run, as radford's own commands put theirs, not in the working
+    directory (a checkout, usually)."""
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "runs" / "igpt-mnist" / "version_3"
+    (run / "checkpoints").mkdir(parents=True)
+    (tmp_path / "runs" / "igpt-mnist" / "latest").symlink_to("version_3")
+    for checkpoint in ("runs/igpt-mnist/version_3/checkpoints/last.ckpt", "runs/igpt-mnist/latest/checkpoints/x.ckpt"):
+        assert beside_run(checkpoint, "grid.png") == run / "grid.png"
+    assert beside_run("weights/igpt.ckpt", "grid.png") == tmp_path / "weights" / "grid.png"  # in no run: beside it
 
 
 def _trainer(max_steps: int) -> L.Trainer:
@@ -179,3 +197,9 @@ def test_radford_command_trains_loads_and_completes(tmp_path):
         "completions.png",
     )
     assert Image.open(tmp_path / "completions.png").size == (3 * 34 + 2, 2 * 34 + 2)  # 3 columns of 8x8 at 4x
+    # The MNIST benchmark on the same checkpoint and the embedded digits: its picture goes in the run folder.
+    benchmark = Path(__file__).resolve().parents[1] / "benchmarks" / "mnist.py"
+    args = ("--checkpoint", "runs/igpt-digits/latest/checkpoints/last.ckpt", "--source", "digits", "--images", "2")
+    assert "| iGPT features, block 1 input |" in run(sys.executable, str(benchmark), *args, "--samples", "1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["completions.png", "runs"]  # nothing else here
+    assert (checkpoint.parents[1] / "igpt-mnist-completions.png").is_file()
