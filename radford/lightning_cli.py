@@ -34,9 +34,14 @@ BASE = "base"  # the key of a recipe that names the recipes it builds on
 # Arguments that a model and its data module both take, said once, on the model: its architecture or task
 # decides the shapes the data module makes, so the parsed value is copied to the data module's argument.
 MODEL_TO_DATA = ("block_size", "image_size", "channels", "context_length", "task")
-# What only the built data module knows, read from its property into the model's argument of this name when
-# the classes are built: its tokenizer's vocabulary, its images' pixels (the sequence a pixel model reads).
-DATA_TO_MODEL = {"vocab_size": "vocab_size", "sequence_length": "block_size"}
+# What only the built data module knows, (its property, the model's argument) read when the classes are built: its
+# tokenizer's vocabulary; the sequence the model reads, an image's pixels as a pixel model's block_size, or a text
+# window that a pretrained model (zero-shot) checks against its context before the data is prepared.
+DATA_TO_MODEL = (
+    ("vocab_size", "vocab_size"),
+    ("sequence_length", "block_size"),
+    ("sequence_length", "sequence_length"),
+)
 
 
 class Link(NamedTuple):
@@ -168,7 +173,7 @@ def shared_links(model: str | None, data: str | None) -> list[Link]:
     data_class = import_class(data)
     links += [
         Link(f"data.{prop}", f"model.init_args.{arg}", "instantiate")
-        for prop, arg in DATA_TO_MODEL.items()
+        for prop, arg in DATA_TO_MODEL
         if arg in model_args and hasattr(data_class, prop) and f"model.init_args.{arg}" not in parsed
     ]
     return links

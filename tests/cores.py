@@ -39,10 +39,12 @@ def holding(folder: Path, shares: Iterable[int]) -> Iterator[None]:
         gate = stack.enter_context(open(folder / "cores.gate", "a"))
         # One worker at a time takes shares, in order: a test waiting for every share is not starved by the next
         # tests of the others, and two such tests never hold one share each while waiting for the other's.
-        fcntl.flock(gate, fcntl.LOCK_EX)
+        # POSIX locks (lockf), not flock: a process the test forks (a DataLoader worker) does not inherit them, so
+        # one left running cannot hold a share for ever.
+        fcntl.lockf(gate, fcntl.LOCK_EX)
         for share in wanted:
-            fcntl.flock(stack.enter_context(open(folder / f"cores.{share}", "a")), fcntl.LOCK_EX)
-        fcntl.flock(gate, fcntl.LOCK_UN)
+            fcntl.lockf(stack.enter_context(open(folder / f"cores.{share}", "a")), fcntl.LOCK_EX)
+        fcntl.lockf(gate, fcntl.LOCK_UN)
         _held.update(wanted)
         try:
             yield

@@ -112,8 +112,9 @@ def stand_ins(tmp_path_factory) -> dict[str, str]:
     (folder / "text.txt").write_text(text)
     tokenizer = BPE(vocab_size=300, min_frequency=1)
     tokenizer.train([text])
+    # GPT-2's context of 1,024 positions: gpt2-zeroshot's windows are that long, and a shorter one is refused.
     GPT2LMHeadModel(
-        GPT2Config(vocab_size=tokenizer.vocab_size, n_positions=64, n_embd=16, n_layer=1, n_head=2)
+        GPT2Config(vocab_size=tokenizer.vocab_size, n_positions=1024, n_embd=16, n_layer=1, n_head=2)
     ).save_pretrained(folder / "gpt")
     tokenizer.save(folder / "gpt")
     (folder / "task.jsonl").write_text(
@@ -191,6 +192,10 @@ def test_links_between_the_bundled_classes():
         vocab,
     }
     assert links("mlstm.MLSTM", "bytes.ByteData") == {vocab}  # the mLSTM has no block_size: ByteData keeps its own
+    # Zero-shot's context is the pretrained weights': it takes the data's windows, to check them against it.
+    windows = ("data.sequence_length", "model.init_args.sequence_length", "instantiate")
+    for data in ("text.TextData", "lambada.LambadaData"):
+        assert links("zeroshot.ZeroShot", data) == {vocab, windows}
     assert set(shared_links("radford_igpt.model.IGPT", "radford_igpt.data.PixelData")) == {
         vocab,
         ("data.sequence_length", "model.init_args.block_size", "instantiate"),

@@ -24,7 +24,7 @@ from radford.models.common import IGNORE_INDEX
 from radford.models.gpt import GPT1
 from radford.models.zeroshot import ZeroShot, token_bytes
 from radford.tokenizers import BPE, Char
-from tests.helpers import quiet_trainer, radford_cli
+from tests.helpers import error_line, quiet_trainer, radford_cli
 
 # Prose with two-, three- and four-byte characters, so that some BPE tokens hold part of a character.
 TEXT = (
@@ -420,3 +420,31 @@ def test_cli_vocabulary_mismatch_is_one_line(gpt2_folder: Path, text_file: Path,
     assert result.returncode == 2 and "Traceback" not in result.stderr
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("radford: error: vocab_size") and str(gpt2_folder) in line
+
+
+def test_windows_longer_than_the_context_are_refused_before_the_data_is_prepared(
+    gpt2_folder: Path, bpe: BPE, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """Found when the classes are built, in one line naming both values: not after the corpus is tokenized, as
+    ``input length 256 exceeds block_size 128`` at the first batch."""
+    assert ZeroShot(str(gpt2_folder), vocab_size=bpe.vocab_size, sequence_length=128).model.hparams.block_size == 128
+    monkeypatch.chdir(tmp_path)
+    text = write_jsonl(tmp_path / "long.txt", [TEXT] * 40)  # thousands of tokens: windows of 256 would be full
+    cache = tmp_path / "cache"
+    line = error_line(
+        capsys,
+        "test",
+        "--recipe",
+        "gpt2-zeroshot",
+        f"--model.init_args.pretrained={gpt2_folder}",
+        f"--data.init_args.tokenizer.init_args.path={gpt2_folder}",
+        f"--data.init_args.sources=[{text}]",
+        "--data.init_args.block_size=256",
+        f"--data.init_args.cache_dir={cache}",
+    )
+    assert line == (
+        f"radford: error: the data's block_size 256 exceeds 128, the context (block_size) of {gpt2_folder}: "
+        "set the data's block_size to 128 or less (--data.init_args.block_size 128)"
+    )
+    assert not cache.exists() or not any(cache.rglob("*"))  # nothing tokenized
+    assert not (tmp_path / "runs").exists()

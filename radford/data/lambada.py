@@ -114,6 +114,11 @@ class LambadaData(TokenizerState, L.LightningDataModule):
     def vocab_size(self) -> int:
         return self.tokenizer.vocab_size
 
+    @property
+    def sequence_length(self) -> int:
+        """The most tokens a passage gives the model (see TextData.sequence_length)."""
+        return self.block_size
+
     def test_dataloader(self) -> DataLoader:
         contexts, targets = zip(*map(split_last_word, read_passages(self.path)), strict=True)
         encoded = zip(

@@ -224,6 +224,12 @@ class TextData(TokenizerState, L.LightningDataModule):
         self._ready_tokenizer(self._files())
         return self.tokenizer.vocab_size
 
+    @property
+    def sequence_length(self) -> int:
+        """Tokens a window gives the model, which it must hold: the CLI links it into a model that checks its
+        pretrained context against it (``zeroshot``); a GPT gives the data its own block_size instead."""
+        return self.block_size
+
     def _files(self) -> list[Path]:
         files = corpus.resolve(self.sources)
         if not any(file.stat().st_size for file in files):

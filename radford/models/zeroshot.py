@@ -79,14 +79,24 @@ class ZeroShot(L.LightningModule):
         pretrained: a radford checkpoint (.ckpt) or a Hugging Face GPT-2 / OpenAI GPT folder.
         vocab_size: the data's tokenizer's vocabulary (the CLI links it from the data); it must be the
             pretrained weights' vocabulary, or the tokens would index the wrong embeddings.
+        sequence_length: the most tokens the data gives the model at once, its text windows or LAMBADA passages
+            (the CLI links it from the data); at most the pretrained weights' block_size. None: not checked.
     """
 
-    def __init__(self, pretrained: str, vocab_size: int) -> None:
+    def __init__(self, pretrained: str, vocab_size: int, sequence_length: int | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         # GPT rebuilds either family (GPT-1's post-norm blocks too) from the checkpoint's architecture, and
         # refuses a vocab_size other than the weights'.
         self.model = GPT(vocab_size=vocab_size, pretrained=pretrained)
+        # Checked here, where the CLI builds the classes, before the data is tokenized (minutes on a large corpus)
+        # rather than at the first batch: longer windows would read positions the weights have no embedding for.
+        context = self.model.hparams.block_size
+        if sequence_length is not None and sequence_length > context:
+            raise RadfordError(
+                f"the data's block_size {sequence_length} exceeds {context}, the context (block_size) of {pretrained}: "
+                f"set the data's block_size to {context} or less (--data.init_args.block_size {context})"
+            )
         self.text = Sums("nats", "tokens", "bytes")
         self.lambada = Sums("correct", "passages", "nats", "tokens")
         self.token_bytes: Tensor | None = None
