@@ -1,5 +1,6 @@
 """Shared fixtures."""
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -53,3 +54,16 @@ def small_corpus(tmp_path_factory) -> Path:
 def quiet_trainer() -> Callable[..., L.Trainer]:
     """Makes CPU trainers without logger, checkpoints, progress bar or model summary: ``quiet_trainer(max_steps=5)``."""
     return helpers.quiet_trainer
+
+
+@pytest.fixture
+def quiet_lightning():
+    """Lightning's info lines ("Seed set to ...") go to a handler bound to an earlier test's stderr: tests that count
+    stderr's lines keep them out (``pytestmark = pytest.mark.usefixtures("quiet_lightning")``)."""
+    loggers = [logging.getLogger(name) for name in ("lightning.fabric", "lightning.pytorch")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    yield
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.setLevel(level)

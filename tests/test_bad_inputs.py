@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import pickle
 import re
 from collections.abc import Iterator
@@ -546,16 +545,7 @@ def _writable(folder: Path) -> bool:
 # -- running a case ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def quiet_lightning():
-    """Lightning's info lines ("Seed set to ...") go to a handler bound to an earlier test's stderr."""
-    loggers = [logging.getLogger(name) for name in ("lightning.fabric", "lightning.pytorch")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.WARNING)
-    yield
-    for logger, level in zip(loggers, levels, strict=True):
-        logger.setLevel(level)
+pytestmark = pytest.mark.usefixtures("quiet_lightning")
 
 
 def listing(*folders: Path) -> dict[Path, tuple[int, int]]:

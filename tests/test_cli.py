@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 import radford
 from radford.cli import COMMANDS, LIGHTNING_COMMANDS, main
 from tests.helpers import error_line, radford_cli
 
-
-@pytest.fixture(autouse=True)
-def quiet_lightning():
-    """Lightning's info lines ("Seed set to ...") go to a handler bound to an earlier test's stderr."""
-    loggers = [logging.getLogger(name) for name in ("lightning.fabric", "lightning.pytorch")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.WARNING)
-    yield
-    for logger, level in zip(loggers, levels, strict=True):
-        logger.setLevel(level)
+pytestmark = pytest.mark.usefixtures("quiet_lightning")
 
 
 @pytest.mark.parametrize(

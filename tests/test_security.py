@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import pickle
 import sys
 import textwrap
@@ -71,16 +70,7 @@ def evil_module(tmp_path, marker, monkeypatch) -> Iterator[str]:
     sys.modules.pop(MODULE, None)
 
 
-@pytest.fixture(autouse=True)
-def quiet_lightning():
-    """Lightning's info lines go to a handler bound to an earlier test's stderr; keep them out of the count."""
-    loggers = [logging.getLogger(name) for name in ("lightning.fabric", "lightning.pytorch")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.WARNING)
-    yield
-    for logger, level in zip(loggers, levels, strict=True):
-        logger.setLevel(level)
+pytestmark = pytest.mark.usefixtures("quiet_lightning")
 
 
 def importing_checkpoint(path: Path, class_path: str) -> Path:
