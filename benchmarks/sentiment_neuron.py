@@ -42,6 +42,7 @@ from radford.commands.probe import read_splits
 from radford.data.records import read_records
 from radford.eval.probe import DEFAULT_CS, linear_probe
 from radford.models.common import length_sorted_batches
+from radford.models.mlstm import left_padded
 from radford.tokenizers.bytes import preprocess
 
 MLSTM_RECIPE, GPT_RECIPE = "mlstm-tiny", "gpt2-tiny"
@@ -112,12 +113,7 @@ def readouts(model, texts: list[str], batch_size: int = 64) -> dict[str, np.ndar
         cells, means = np.empty((2, len(texts), model.hparams.hidden_size), np.float32)
         with torch.inference_mode():
             for rows in length_sorted_batches([len(e) for e in encoded], batch_size):
-                width = max(len(encoded[i]) for i in rows)
-                ids = torch.zeros(len(rows), width, dtype=torch.long)
-                mask = torch.zeros(len(rows), width, dtype=torch.bool)
-                for row, i in enumerate(rows):
-                    ids[row, width - len(encoded[i]) :] = torch.tensor(list(encoded[i]))
-                    mask[row, width - len(encoded[i]) :] = True
+                ids, mask = left_padded([encoded[i] for i in rows])
                 hs, (c, _) = model.rnn(model.embd(ids), mask=mask)
                 cells[rows] = c.numpy()
                 means[rows] = ((hs * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)).numpy()

@@ -190,6 +190,18 @@ class Recurrence(torch.autograd.Function):
         return dz, dm * a, grad_wh, grad_wmh, dc, dh, None, None
 
 
+def left_padded(texts: Sequence[bytes]) -> tuple[Tensor, Tensor]:
+    """Preprocessed texts as one batch of byte ids, left-padded (the state waits over the padding, so a text's
+    final state does not depend on its batch), and the mask of the real bytes."""
+    width = max(len(text) for text in texts)
+    ids = torch.zeros(len(texts), width, dtype=torch.long)
+    mask = torch.zeros(len(texts), width, dtype=torch.bool)
+    for row, text in enumerate(texts):
+        ids[row, width - len(text) :] = torch.tensor(list(text))
+        mask[row, width - len(text) :] = True
+    return ids, mask
+
+
 class MLSTM(L.LightningModule):
     """Byte-level mLSTM language model. Defaults are the paper's (section 3): 4096 units, 64-wide byte
     embedding, weight normalisation, Adam at 5e-4 decayed linearly to zero over the run. A batch is
@@ -248,12 +260,7 @@ class MLSTM(L.LightningModule):
         device = self.out.weight.device
         with inference(self):
             for rows in length_sorted_batches([len(e) for e in encoded], batch_size):
-                width = max(len(encoded[i]) for i in rows)
-                ids = torch.zeros(len(rows), width, dtype=torch.long)
-                mask = torch.zeros(len(rows), width, dtype=torch.bool)
-                for row, i in enumerate(rows):
-                    ids[row, width - len(encoded[i]) :] = torch.tensor(list(encoded[i]))
-                    mask[row, width - len(encoded[i]) :] = True
+                ids, mask = left_padded([encoded[i] for i in rows])
                 _, (c, _) = self.rnn(self.embd(ids.to(device)), mask=mask.to(device))
                 result[rows] = c.float().cpu()
         return result
