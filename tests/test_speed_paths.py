@@ -220,6 +220,33 @@ def test_muon_trains_and_resumes_exactly(quiet_trainer, tmp_path):
         assert torch.allclose(a, b, atol=1e-6), key
 
 
+def test_adam_steps_with_the_fused_kernel_where_lightning_clips_it(quiet_trainer, tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    data = torch.randint(64, (24, 17))
+    loader = DataLoader(TensorDataset(data[:, :-1], data[:, 1:]), batch_size=4)
+
+    def fit(precision: str, ckpt_path: str | None = None) -> tuple[torch.optim.Optimizer, list[float]]:
+        torch.manual_seed(1)
+        model, recorder = GPT(**TINY), Recorder("train_loss")
+        trainer = quiet_trainer(max_steps=6, precision=precision, gradient_clip_val=1.0, callbacks=[recorder])
+        trainer.fit(model, loader, ckpt_path=ckpt_path)
+        trainer.save_checkpoint(tmp_path / f"{precision}.ckpt")
+        return trainer.optimizers[0], recorder.values
+
+    fused, fused_losses = fit("32-true")
+    assert [group["fused"] for group in fused.param_groups] == [True, True]
+    # Lightning's mixed precision refuses to clip a fused optimizer: torch's default kernel there, also when resuming
+    # a checkpoint of the fused one (whose saved groups say fused).
+    for ckpt_path in (None, str(tmp_path / "32-true.ckpt")):
+        mixed, _ = fit("bf16-mixed", ckpt_path)
+        assert [group["fused"] for group in mixed.param_groups] == [None, None]
+    # The fused kernel computes what the default one does.
+    monkeypatch.setattr("radford.models.common.adam_kernel", lambda module, params: None)
+    default, default_losses = fit("32-true")
+    assert [group["fused"] for group in default.param_groups] == [None, None]
+    assert fused_losses == pytest.approx(default_losses, abs=1e-5)
+
+
 def test_unknown_optimizer_is_one_line():
     with pytest.raises(RadfordError, match="unknown optimizer 'sgd'; valid: adamw, muon"):
         GPT(**TINY, optimizer="sgd")

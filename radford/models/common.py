@@ -12,7 +12,9 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.plugins.precision import MixedPrecision
 from torch import Tensor, nn
+from torch.distributed.tensor import DTensor
 
 from radford.errors import RadfordError
 
@@ -99,9 +101,46 @@ def adamw(
     module: nn.Module, learning_rate: float, betas: tuple[float, float], weight_decay: float, eps: float = 1e-8
 ) -> torch.optim.AdamW:
     """AdamW that decays matrices and embeddings only, not biases or gains (GPT-1 paper section 4.1, CLIP paper
-    section 2.5). torch picks its multi-tensor kernel; the fused one is not used, since Lightning refuses to clip
-    a fused optimizer's gradients under mixed precision, and every paper recipe clips."""
-    return torch.optim.AdamW(_decay_groups(module.parameters(), weight_decay), lr=learning_rate, betas=betas, eps=eps)
+    section 2.5), stepped by the kernel ``adam_kernel`` chooses."""
+    return adam(torch.optim.AdamW, module, _decay_groups(module.parameters(), weight_decay), learning_rate, betas, eps)
+
+
+def adam(
+    kind: type[torch.optim.Adam] | type[torch.optim.AdamW],
+    module: nn.Module,
+    params: Iterable[Any],
+    learning_rate: float,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+) -> torch.optim.Optimizer:
+    """``kind`` (Adam or AdamW) over ``params`` (parameters or groups) of ``module``, stepped by the kernel
+    ``adam_kernel`` chooses, and still by that kernel after a checkpoint's state is loaded: torch takes the saved
+    groups' kernel flags, which a run resumed under another precision must not inherit."""
+    params = list(params)
+    fused = adam_kernel(module, [p for item in params for p in (item["params"] if isinstance(item, dict) else [item])])
+    optimizer = kind(params, lr=learning_rate, betas=betas, eps=eps, fused=fused)
+
+    def keep_kernel(optimizer: torch.optim.Optimizer) -> None:
+        for group in optimizer.param_groups:
+            group["fused"], group["foreach"] = fused, None
+
+    optimizer.register_load_state_dict_post_hook(keep_kernel)
+    return optimizer
+
+
+def adam_kernel(module: nn.Module, params: Sequence[Tensor]) -> bool | None:
+    """True, torch's fused Adam kernel (the whole step in one kernel: on a CPU a small model's optimizer step takes
+    a third of the time of torch's default there, a Python loop over the parameters), where it can step ``params``;
+    None, torch's default (the multi-tensor kernel on a GPU), where it cannot: sharded (DTensor) parameters, a
+    device other than a CPU or a CUDA GPU, or a trainer whose mixed precision refuses to clip a fused optimizer's
+    gradients (Lightning's ``MixedPrecision`` does, since a fused kernel unscales them itself), and every paper
+    recipe clips."""
+    trainer = getattr(module, "_trainer", None)
+    if trainer is not None and isinstance(trainer.precision_plugin, MixedPrecision):
+        return None
+    if any(isinstance(p, DTensor) or p.device.type not in ("cpu", "cuda") for p in params):
+        return None
+    return True
 
 
 def _decay_groups(parameters: Iterable[nn.Parameter], weight_decay: float) -> list[dict[str, Any]]:
@@ -162,7 +201,7 @@ def muon(
     rest = [p for p in module.parameters() if id(p) not in chosen]
     return Optimizers(
         torch.optim.Muon([p for p in matrices if p.requires_grad], lr=muon_learning_rate, weight_decay=0.0),
-        torch.optim.AdamW(_decay_groups(rest, weight_decay), lr=learning_rate, betas=betas, eps=eps),
+        adam(torch.optim.AdamW, module, _decay_groups(rest, weight_decay), learning_rate, betas, eps),
     )
 
 
@@ -197,6 +236,8 @@ def warmup_cosine_schedule(optimizer: torch.optim.Optimizer, model: L.LightningM
 __all__ = [
     "IGNORE_INDEX",
     "Optimizers",
+    "adam",
+    "adam_kernel",
     "adamw",
     "check_sampling",
     "inference",

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from radford.errors import RadfordError
 from radford.io import write_atomically
+from radford.models.common import adam
 from radford.throughput import flop_count, on_meta
 
 FEATURE_GRID = 4  # section 5.1: each layer's features max-pooled to a 4x4 spatial grid
@@ -310,6 +311,6 @@ class DCGAN(L.LightningModule):
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         hp = self.hparams
         return [
-            torch.optim.Adam(net.parameters(), lr=hp.learning_rate, betas=hp.betas)
+            adam(torch.optim.Adam, self, net.parameters(), hp.learning_rate, hp.betas)
             for net in (self.discriminator, self.generator)
         ]

@@ -142,13 +142,6 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
-class Perplexity(MeanMetric):
-    """exp of the token-weighted mean cross-entropy: the perplexity of a whole split, not a mean of batches'."""
-
-    def compute(self) -> Tensor:
-        return super().compute().exp()
-
-
 class GPT(L.LightningModule):
     """GPT language model. Defaults are GPT-2 small (124M); GPT1 holds GPT-1's. A batch is (input ids,
     next-token ids). ``pretrained`` names a checkpoint whose architecture and weights replace the architecture
@@ -230,8 +223,8 @@ class GPT(L.LightningModule):
         # The output projection is the token embedding, as in OpenAI's code (logits = h @ wte.T).
         self.transformer.wte.weight = self.lm_head.weight
 
+        # The token-weighted mean cross-entropy of the split: its perplexity is exp of it, not a mean of batches'.
         self.eval_loss = nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
-        self.eval_ppl = nn.ModuleDict({"val": Perplexity(), "test": Perplexity()})
 
         if state is not None and not self.lm_head.weight.is_meta:  # a shape-only (meta) build holds no weights
             try:
@@ -413,13 +406,22 @@ class GPT(L.LightningModule):
         self._evaluate(batch, "test")
 
     def _evaluate(self, batch: tuple[Tensor, Tensor], split: str) -> None:
-        loss, tokens = self.loss(batch), batch[1].numel()
-        self.eval_loss[split].update(loss, weight=tokens)
-        self.eval_ppl[split].update(loss, weight=tokens)
-        # The metrics sum across processes themselves when computed at the end of the split (torchmetrics),
-        # so every token of the split weighs the same wherever it ran.
-        self.log(f"{split}_loss", self.eval_loss[split])
-        self.log(f"{split}_ppl", self.eval_ppl[split])
+        self.eval_loss[split].update(self.loss(batch), weight=batch[1].numel())
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_split("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_split("test")
+
+    def _log_split(self, split: str) -> None:
+        # Logged once a split, not at every batch (a self.log costs a small model's validation several per cent). The
+        # metric sums across processes when computed (torchmetrics), so every token of the split weighs the same
+        # wherever it ran, and every process logs the same figures (sync_dist averages equal values).
+        loss = self.eval_loss[split].compute()
+        self.eval_loss[split].reset()
+        self.log(f"{split}_loss", loss, sync_dist=True)
+        self.log(f"{split}_ppl", loss.exp(), sync_dist=True)
 
     def configure_optimizers(self):
         hp = self.hparams

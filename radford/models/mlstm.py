@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from radford.errors import RadfordError
-from radford.models.common import check_sampling, inference, length_sorted_batches, sampler
+from radford.models.common import adam, check_sampling, inference, length_sorted_batches, sampler
 from radford.throughput import flop_count, on_meta
 from radford.tokenizers.bytes import VOCAB_SIZE, preprocess
 
@@ -341,7 +341,7 @@ class MLSTM(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        optimizer = torch.optim.Adam(self.parameters(), lr=hp.learning_rate)
+        optimizer = adam(torch.optim.Adam, self, self.parameters(), hp.learning_rate)
         steps = hp.decay_steps if hp.decay_steps is not None else self.trainer.estimated_stepping_batches
         # Section 3: "the learning rate was decayed linearly to zero over the course of training".
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / max(steps, 1)))
