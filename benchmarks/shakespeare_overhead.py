@@ -122,6 +122,7 @@ def plain_loop(text: Path, max_steps: int) -> dict[str, Any]:
 
     train_losses: list[float] = []
     val_losses: dict[int, float] = {}
+    val_s = 0.0
     t0 = time.perf_counter()
     model.train()
     # Each pass over the WindowLoader is one epoch of fresh windows, as in a Lightning run.
@@ -136,7 +137,9 @@ def plain_loop(text: Path, max_steps: int) -> dict[str, Any]:
         scheduler.step()
         train_losses.append(loss.item())
         if step % every == 0:
+            started = time.perf_counter()
             val_losses[step] = evaluate()
+            val_s += time.perf_counter() - started
         if step == max_steps:
             break
     loop_s = time.perf_counter() - t0
@@ -144,6 +147,7 @@ def plain_loop(text: Path, max_steps: int) -> dict[str, Any]:
         "train_losses": train_losses,
         "val_losses": val_losses,
         "loop_s": loop_s,
+        "val_s": val_s,
         "threads": torch.get_num_threads(),
     }
 
@@ -214,12 +218,14 @@ def nanogpt_loop(folder: Path, max_steps: int) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     X, Y = get_batch("train")
-    iter_num, best_val_loss, estimate = 0, 1e9, {}
+    iter_num, best_val_loss, estimate, val_s = 0, 1e9, {}, 0.0
     while True:
         for group in optimizer.param_groups:
             group["lr"] = get_lr(iter_num)
         if iter_num % eval_interval == 0:
+            started = time.perf_counter()
             estimate = estimate_loss()
+            val_s += time.perf_counter() - started
             print(f"step {iter_num}: train loss {estimate['train']:.4f}, val loss {estimate['val']:.4f}")
             if estimate["val"] < best_val_loss and iter_num > 0:
                 best_val_loss = estimate["val"]
@@ -260,6 +266,7 @@ def nanogpt_loop(folder: Path, max_steps: int) -> dict[str, Any]:
         "val_losses": {max_iters: whole},
         "estimate": estimate["val"],
         "loop_s": loop_s,
+        "val_s": val_s,
         "train_losses": [],
         "threads": torch.get_num_threads(),
     }
@@ -352,6 +359,7 @@ def run_worker(path: str, flag: str, source: Path, max_steps: int, env: dict[str
         "startup": seeded,
         "threads": result["threads"],
         "loop_s": result["loop_s"],
+        "val_s": result["val_s"],
         "val_losses": {int(k): v for k, v in result["val_losses"].items()},
         "estimate": result.get("estimate"),
         "train_losses": dict(enumerate(result["train_losses"])),
@@ -496,10 +504,13 @@ def main() -> None:
             runs.append(run_worker("nanogpt", "--nanogpt", nanogpt_data, max_steps, env))
             walls = ", ".join(f"{r['path']} {r['wall']:.1f} s" for r in runs[-3:])
             print(f"round done: {walls}", flush=True)
-        print(
-            f"plain worker: {runs[1]['threads']} torch threads; its training loop (validation included) took "
-            f"{runs[1]['loop_s']:.2f} s; nanogpt's {runs[2]['loop_s']:.2f} s"
-        )
+        print(f"plain worker: {runs[1]['threads']} torch threads")
+        for i, (plain, nano) in enumerate(zip(runs[1::3], runs[2::3], strict=True), 1):
+            print(
+                f"round {i}: training loops, validation included: plain {plain['loop_s']:.2f} s (validating the "
+                f"whole split {plain['val_s']:.2f} s), nanogpt {nano['loop_s']:.2f} s (its 20-batch estimates "
+                f"{nano['val_s']:.2f} s)"
+            )
         print()
         report(runs, max_steps, full_run=max_steps == recipe["trainer"]["max_steps"])
 
