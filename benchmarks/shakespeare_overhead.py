@@ -25,6 +25,7 @@ temporary token cache and warms the file cache, so every timed run starts warm.
 
     python benchmarks/shakespeare_overhead.py                  # the issue's numbers: 2000 steps, one pair
     python benchmarks/shakespeare_overhead.py --max_steps 60   # a quick check that both paths agree
+    python benchmarks/shakespeare_overhead.py --val_batches 20 # both radford paths validate on nanoGPT's budget
 """
 
 from __future__ import annotations
