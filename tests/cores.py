@@ -31,14 +31,6 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(threads)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The files with a test marked ``processes`` first. xdist's ``--dist loadfile`` hands files out in this order,
-    so those tests start while the other workers run short first tests, instead of waiting, with cores idle, for a
-    long test (the README's commands) another worker has reached."""
-    several = {item.path for item in items if item.get_closest_marker("processes") is not None}
-    items.sort(key=lambda item: item.path not in several)  # stable: each file's tests keep their order
-
-
 @contextlib.contextmanager
 def holding(folder: Path, shares: Iterable[int]) -> Iterator[None]:
     """Holds the cores' shares (lock files in ``folder``, which every worker sees) until the block ends."""

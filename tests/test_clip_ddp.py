@@ -22,8 +22,6 @@ from tests.cores import all_cores
 WORLD = 2
 GLOBAL_BATCH = 8
 
-pytestmark = pytest.mark.processes  # the fixture starts two processes: this file is handed out first (tests/cores.py)
-
 
 class LossOf(nn.Module):
     """DDP synchronises gradients of what its forward computes: here the contrastive loss."""
