@@ -15,6 +15,7 @@ from radford.errors import RadfordError
 _CLASS_PATH = re.compile(r"Problem with given class_path '([^']+)'")
 _PARSER_KEY = re.compile(r'Parser key "([^"]+)"')
 _NOT_ACCEPTED = re.compile(r"Option '([^']+)' is not accepted")
+_NESTED_ARG = re.compile(r"NestedArg\(key='[^']*', val='?(.*?)'?\)")
 _EXPECTED = re.compile(r"Expected a <class '([^']+)'>\. Got value: (.*)")
 _LITERAL = re.compile(r"Expected a typing\.Literal\[(.*)\]")
 _SUBCOMMAND_KEY = re.compile(r"Subcommand '(\w+)' does not accept option '([^']+)'")
@@ -48,6 +49,14 @@ def parameters(class_path: str | None) -> list[str]:
         return []
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     return [p.name for p in signature.parameters.values() if p.name != "self" and p.kind in kinds]
+
+
+def _given(line: str) -> str:
+    """The value of jsonargparse's "Given value: ..." line, unwrapped from the NestedArg it shows for a value given as
+    ``--model.init_args.NAME VALUE``."""
+    given = line.removeprefix("Given value:").strip()
+    nested = _NESTED_ARG.fullmatch(given)
+    return nested[1] if nested else given
 
 
 def _choices(bad: str, valid: list[str]) -> str:
@@ -101,14 +110,14 @@ def _nested(lines: list[str]) -> str | None:
             literals += [value.strip().strip("'") for value in match[1].split(",")]
         elif line.startswith("Given value:") and literals:
             valid = ", ".join(dict.fromkeys(literals))
-            return f"{'.'.join(path)}: got {line.removeprefix('Given value:').strip()!r}; valid: {valid}"
+            return f"{'.'.join(path)}: got {_given(line)!r}; valid: {valid}"
         elif line.startswith("Given value:") and (error := _union_error(lines)):
             given = _GIVEN_CLASS.search(line)
             where = ".".join(path) or (given[1] if given else "")
             return f"{where}: {error}" if where else error
         elif line.startswith("Given value:") and subtypes and "Subclass types expect" not in lines:
             where = f" ({class_path})" if class_path else ""
-            return f"{'.'.join(path)}: expected {subtypes}, got {line.removeprefix('Given value:').strip()!r}{where}"
+            return f"{'.'.join(path)}: expected {subtypes}, got {_given(line)!r}{where}"
         elif (match := _NOT_A_SUBCLASS.search(line)) and path:
             given = next((g.removeprefix("Given value:").strip() for g in lines if g.startswith("Given value:")), "")
             return (

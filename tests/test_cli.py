@@ -41,6 +41,10 @@ pytestmark = pytest.mark.usefixtures("quiet_lightning")
             ["'/no/such/file.txt' not found", "stdlib"],
         ),
         (["fti"], ["'fti'", "fit, validate, test, predict, plugins, recipes"]),
+        (
+            ["fit", "--recipe", "gpt2-tiny", "--model.init_args.optimizer", "sgd"],
+            ["model.init_args.optimizer: got 'sgd'; valid: adamw, muon"],
+        ),
         (["plugins", "--chek"], ["radford plugins: unrecognized arguments: --chek"]),
     ],
 )
