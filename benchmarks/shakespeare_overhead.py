@@ -21,11 +21,16 @@ Lightning through radford's model, which nanoGPT does not: its start-up column r
 time stops when its loop ends; then, untimed, it scores the whole held-out split as the other two do.
 
 Runs alternate lightning, plain, nanogpt, lightning, ... so drift hits all; a first untimed CLI run fills a
-temporary token cache and warms the file cache, so every timed run starts warm.
+temporary token cache and warms the file cache, so every timed run starts warm. On this kind of shared machine one
+run can take 20 % longer than the same run minutes later, more than the overhead measured. ``--paired`` cancels most
+of that: each round runs radford fit and the plain loop at the same time, each alone on its own core at one thread,
+swapping cores every round, and reports the median of the rounds' ratios (one thread makes each step longer, so the
+same per-step overhead weighs a little less than at two).
 
     python benchmarks/shakespeare_overhead.py                  # the issue's numbers: 2000 steps, one pair
     python benchmarks/shakespeare_overhead.py --max_steps 60   # a quick check that both paths agree
     python benchmarks/shakespeare_overhead.py --val_batches 20 # both radford paths validate on nanoGPT's budget
+    python benchmarks/shakespeare_overhead.py --paired --repeats 4  # radford fit and the plain loop side by side
 """
 
 from __future__ import annotations
@@ -38,10 +43,13 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +58,7 @@ RECIPE = "shakespeare-char"
 SHARED = Path(os.environ.get("RADFORD_TEST_DATA", REPO.parent / "shared"))
 SEED_MARKER = "Seed set to"  # lightning.seed_everything logs this in every path: start-up ends here
 RESULT_MARKER = "RESULT "  # a worker's last line: its numbers as JSON
-DONE_MARKER = "LOOP DONE"  # the nanoGPT worker's loop has ended: its wall time stops here
+DONE_MARKER = "LOOP DONE"  # a worker's loop has ended: its wall time stops here, before its untimed scoring
 WARMUP_STEPS = 2
 
 
@@ -154,12 +162,14 @@ def plain_loop(text: Path, max_steps: int, val_batches: int | None) -> dict[str,
         if step == max_steps:
             break
     loop_s = time.perf_counter() - t0
+    print(DONE_MARKER, flush=True)  # the wall time stops here, as radford fit's stops after its last validation
     return {
         "train_losses": train_losses,
         "val_losses": val_losses,
         "loop_s": loop_s,
         "val_s": val_s,
-        "whole": held_out_loss(model, val_loader),  # untimed
+        # Untimed; the last validation scored the whole split already unless it was cut to val_batches.
+        "whole": val_losses[max_steps] if val_batches is None else held_out_loss(model, val_loader),
         "threads": torch.get_num_threads(),
     }
 
@@ -289,14 +299,24 @@ def nanogpt_loop(folder: Path, max_steps: int) -> dict[str, Any]:
 # timing each path in a fresh process
 
 
-def timed(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, list[str]]:
-    """Run a command; return its wall time (to its DONE_MARKER line if it prints one), the time at which it set the
-    seed (nan if never), its output."""
+def timed(
+    command: list[str], cwd: Path, env: dict[str, str], core: int | None = None
+) -> tuple[float, float, list[str]]:
+    """Run a command (on one core, one thread, if ``core`` is given); return its wall time (to its DONE_MARKER line if
+    it prints one), the time at which it set the seed (nan if never), its output."""
+    if core is not None:
+        env = dict(env, OMP_NUM_THREADS="1")
     t0 = time.perf_counter()
     seeded = done = math.nan
     lines = []
     with subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=None if core is None else lambda: os.sched_setaffinity(0, {core}),
     ) as process:
         assert process.stdout is not None
         for line in process.stdout:
@@ -349,27 +369,42 @@ def read_metrics(run_dir: Path) -> tuple[dict[int, float], dict[int, float]]:
 
 
 def run_lightning(
-    text: Path, max_steps: int, every: int, val_batches: int | None, workdir: Path, env: dict[str, str]
+    text: Path,
+    max_steps: int,
+    every: int,
+    val_batches: int | None,
+    workdir: Path,
+    env: dict[str, str],
+    core: int | None = None,
 ) -> dict[str, Any]:
-    import radford
-
     run_dir = Path(tempfile.mkdtemp(prefix="lightning-", dir=workdir))  # runs/ lands here, version_0
-    wall, seeded, _ = timed(cli_command(text, max_steps, every, val_batches), run_dir, env)
+    wall, seeded, _ = timed(cli_command(text, max_steps, every, val_batches), run_dir, env, core)
     val, train = read_metrics(run_dir)
-    # Untimed: the whole held-out split, scored by the run's last checkpoint.
     (checkpoint,) = run_dir.glob(f"runs/{RECIPE}/version_*/checkpoints/last.ckpt")
-    whole = held_out_loss(radford.load(str(checkpoint)), text_data(load_recipe(), text).val_dataloader())
     return {
         "path": "lightning",
         "wall": wall,
         "startup": seeded,
         "val_losses": val,
         "train_losses": train,
-        "whole": whole,
+        "checkpoint": checkpoint,
     }
 
 
-def run_worker(path: str, flags: list[str], source: Path, max_steps: int, env: dict[str, str]) -> dict[str, Any]:
+def score(run: dict[str, Any], text: Path) -> None:
+    """Untimed, after every timed process of the round has ended: the whole held-out split, scored by a radford fit
+    run's last checkpoint (the workers score their own)."""
+    import radford
+
+    if "whole" not in run:
+        run["whole"] = held_out_loss(
+            radford.load(str(run["checkpoint"])), text_data(load_recipe(), text).val_dataloader()
+        )
+
+
+def run_worker(
+    path: str, flags: list[str], source: Path, max_steps: int, env: dict[str, str], core: int | None = None
+) -> dict[str, Any]:
     """A worker of this script (``--worker``: the plain loop; ``--nanogpt``: nanoGPT's) timed in a fresh process."""
     command = [
         sys.executable,
@@ -380,7 +415,7 @@ def run_worker(path: str, flags: list[str], source: Path, max_steps: int, env: d
         "--max_steps",
         str(max_steps),
     ]
-    wall, seeded, lines = timed(command, REPO, env)
+    wall, seeded, lines = timed(command, REPO, env, core)
     result = json.loads(next(line for line in reversed(lines) if line.startswith(RESULT_MARKER))[len(RESULT_MARKER) :])
     return {
         "path": path,
@@ -459,6 +494,46 @@ def report(runs: list[dict[str, Any]], max_steps: int, full_run: bool) -> None:
         )
 
 
+def paired_rounds(
+    repeats: int, cores: list[int], lightning: Callable[[int], dict[str, Any]], plain: Callable[[int], dict[str, Any]]
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Each round runs radford fit and the plain loop at the same time, each alone on its own core at one thread, so
+    that whatever slows this machine during a round slows both; the two swap cores every round."""
+    pairs = []
+    with ThreadPoolExecutor(2) as pool:
+        for i in range(repeats):
+            first, second = cores if i % 2 == 0 else cores[::-1]
+            lit, plain_run = pool.submit(lightning, first), pool.submit(plain, second)
+            pairs.append((lit.result(), plain_run.result()))
+            print(
+                f"round done: lightning {pairs[-1][0]['wall']:.1f} s on core {first}, plain {pairs[-1][1]['wall']:.1f} "
+                f"s on core {second}",
+                flush=True,
+            )
+    return pairs
+
+
+def report_paired(pairs: list[tuple[dict[str, Any], dict[str, Any]]], full_run: bool) -> None:
+    print(f"{'round':>5}  {'lightning s':>11} {'plain s':>8} {'ratio':>6} {'val loss':>9} {'|val gap|':>9}")
+    ratios = []
+    for i, (lit, plain) in enumerate(pairs, 1):
+        ratios.append(lit["wall"] / plain["wall"])
+        print(
+            f"{i:>5}  {lit['wall']:>11.2f} {plain['wall']:>8.2f} {ratios[-1]:>6.3f} {lit['whole']:>9.4f} "
+            f"{abs(last_val(lit) - last_val(plain)):>9.2e}"
+        )
+    median = statistics.median(ratios)
+    total = sum(lit["wall"] for lit, _ in pairs) / sum(plain["wall"] for _, plain in pairs)
+    print(
+        f"paired rounds (one core and one thread each, at the same time): lightning / plain wall, median of "
+        f"{len(ratios)} rounds {median:.3f} ({median - 1:+.1%}), all rounds {total:.3f} ({total - 1:+.1%}), per round "
+        f"{min(ratios) - 1:+.1%} to {max(ratios) - 1:+.1%}"
+    )
+    if full_run:
+        verdict = "yes" if median <= 1.03 else "NO"
+        print(f"issue target: overhead (median paired round) {median - 1:+.1%} <= 3 %: {verdict}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -477,6 +552,12 @@ def main() -> None:
         help="validate on the first N held-out batches (radford fit: --trainer.limit_val_batches N), not the whole "
         "split; 20 is nanoGPT's budget. The val loss column still scores the whole split, after each run",
     )
+    parser.add_argument(
+        "--paired",
+        action="store_true",
+        help="run radford fit and the plain loop at the same time, each on its own core at one thread, swapping cores "
+        "every round: the machine's slow spells hit both alike (no nanoGPT column)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # run the plain loop, here
     parser.add_argument("--nanogpt", action="store_true", help=argparse.SUPPRESS)  # nanoGPT's; --text: its data
     args = parser.parse_args()
@@ -490,6 +571,9 @@ def main() -> None:
     if not text.is_file():
         parser.error(f"{text} not found: give --text or set RADFORD_TEST_DATA")
 
+    cores = sorted(os.sched_getaffinity(0))[:2]
+    if args.paired and len(cores) < 2:
+        parser.error(f"--paired needs 2 cores; this process may use {len(cores)}")
     if max_steps < 1 or args.repeats < 1 or (args.val_batches is not None and args.val_batches < 1):
         parser.error("--max_steps, --repeats and --val_batches must be positive")
     recipe_every = recipe["trainer"]["val_check_interval"]
@@ -528,13 +612,27 @@ def main() -> None:
         )
         wall = run_lightning(text, WARMUP_STEPS, WARMUP_STEPS, None, workdir, env)["wall"]
         print(f"warm-up (untimed): radford CLI, {WARMUP_STEPS} steps, tokenizing into a fresh cache: {wall:.2f} s")
+        val_batches = ["--val_batches", str(args.val_batches)] if args.val_batches is not None else []
+        full_run = max_steps == recipe["trainer"]["max_steps"]
+        if args.paired:
+            pairs = paired_rounds(
+                args.repeats,
+                cores,
+                lambda core: run_lightning(text, max_steps, every, args.val_batches, workdir, env, core),
+                lambda core: run_worker("plain", ["--worker", *val_batches], text, max_steps, env, core),
+            )
+            for lit, _ in pairs:
+                score(lit, text)
+            print()
+            report_paired(pairs, full_run)
+            return
         nanogpt_data = workdir / "nanogpt"
         nanogpt_data.mkdir()
         prepare_nanogpt(text, nanogpt_data)  # nanoGPT's prepare.py, run before its train.py is timed
         runs = []
-        val_batches = ["--val_batches", str(args.val_batches)] if args.val_batches is not None else []
         for _ in range(args.repeats):
             runs.append(run_lightning(text, max_steps, every, args.val_batches, workdir, env))
+            score(runs[-1], text)
             runs.append(run_worker("plain", ["--worker", *val_batches], text, max_steps, env))
             runs.append(run_worker("nanogpt", ["--nanogpt"], nanogpt_data, max_steps, env))
             walls = ", ".join(f"{r['path']} {r['wall']:.1f} s" for r in runs[-3:])
@@ -547,7 +645,7 @@ def main() -> None:
                 f"{nano['val_s']:.2f} s)"
             )
         print()
-        report(runs, max_steps, full_run=max_steps == recipe["trainer"]["max_steps"])
+        report(runs, max_steps, full_run)
 
 
 if __name__ == "__main__":
