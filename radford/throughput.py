@@ -32,6 +32,7 @@ from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
 from radford.errors import RadfordError
+from radford.models.common import logging_step
 
 log = logging.getLogger(__name__)
 aten = torch.ops.aten
@@ -207,9 +208,7 @@ class SpeedMonitor(L.Callback):
         self.throughput.update(
             time=elapsed, batches=self.batches, samples=self.samples, lengths=self.items, flops=self.flops_per_batch
         )
-        # Only on the steps the loggers write, as Lightning's ThroughputMonitor decides: a self.log costs a few
-        # milliseconds on a small CPU, which would be several per cent of a small model's step.
-        if not trainer._logger_connector.should_update_logs:
+        if not logging_step(trainer):  # the steps the models log their losses on
             return
         metrics = self.throughput.compute()
         if "device/items_per_sec" not in metrics:

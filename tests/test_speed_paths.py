@@ -26,10 +26,11 @@ from tests.helpers import error_line, radford_cli
 
 TINY = dict(vocab_size=64, block_size=16, n_layer=2, n_head=2, n_embd=32, warmup_steps=2, decay_steps=40)
 STEPS = 20
+EVERY_STEP = dict(log_every_n_steps=1)  # models log their losses on the loggers' steps only
 
 
 class Recorder(L.Callback):
-    """The losses a model logs, step by step, in one flat list."""
+    """The losses a model logs, step by step, in one flat list (its trainer logs every step: ``EVERY_STEP``)."""
 
     def __init__(self, *names: str) -> None:
         self.names, self.values = names, []
@@ -60,7 +61,7 @@ def run(
     recorder = Recorder(*losses)
     callbacks = [recorder, RecordForLoad(), *([Compile()] if compiled else [])]
     # DCGAN steps two optimizers a batch, and Lightning counts optimizer steps.
-    trainer = quiet_trainer(max_steps=max_steps * (2 if name == "dcgan" else 1), callbacks=callbacks)
+    trainer = quiet_trainer(max_steps=max_steps * (2 if name == "dcgan" else 1), callbacks=callbacks, **EVERY_STEP)
     trainer.fit(model, DataLoader(dataset, batch_size=8), ckpt_path=ckpt_path)
     if save is not None:
         trainer.save_checkpoint(save)
@@ -207,7 +208,7 @@ def test_muon_trains_and_resumes_exactly(quiet_trainer, tmp_path):
         model, recorder = GPT(**TINY, optimizer="muon"), Recorder("train_loss")
         every_6 = ModelCheckpoint(tmp_path, "{step}", every_n_train_steps=6, save_top_k=-1)
         trainer = quiet_trainer(
-            max_steps=12, callbacks=[recorder, every_6], gradient_clip_val=1.0, enable_checkpointing=True
+            max_steps=12, callbacks=[recorder, every_6], gradient_clip_val=1.0, enable_checkpointing=True, **EVERY_STEP
         )
         trainer.fit(model, loader, ckpt_path=ckpt_path)
         return model, recorder.values
@@ -228,7 +229,9 @@ def test_adam_steps_with_the_fused_kernel_where_lightning_clips_it(quiet_trainer
     def fit(precision: str, ckpt_path: str | None = None) -> tuple[torch.optim.Optimizer, list[float]]:
         torch.manual_seed(1)
         model, recorder = GPT(**TINY), Recorder("train_loss")
-        trainer = quiet_trainer(max_steps=6, precision=precision, gradient_clip_val=1.0, callbacks=[recorder])
+        trainer = quiet_trainer(
+            max_steps=6, precision=precision, gradient_clip_val=1.0, callbacks=[recorder], **EVERY_STEP
+        )
         trainer.fit(model, loader, ckpt_path=ckpt_path)
         trainer.save_checkpoint(tmp_path / f"{precision}.ckpt")
         return trainer.optimizers[0], recorder.values
@@ -280,3 +283,28 @@ def test_compiled_generation_equals_eager():
     eager = torch.stack(list(model.generate(prompt, 30, temperature=0)), 1)  # slides past block_size too
     compiled = torch.stack(list(model.generate(prompt, 30, temperature=0, compiled=True)), 1)
     assert torch.equal(compiled, eager)
+
+
+@pytest.mark.parametrize("bound", [dict(max_steps=12), dict(max_epochs=2)])
+def test_a_training_loss_is_logged_on_the_loggers_steps_and_the_last_ones(quiet_trainer, monkeypatch, bound):
+    torch.manual_seed(0)
+    data = torch.randint(64, (28, 17))
+    loader = DataLoader(TensorDataset(data[:, :-1], data[:, 1:]), batch_size=4)  # 7 batches an epoch
+    model, logged, losses = GPT(**TINY), [], []
+    log = model.log
+
+    def counted(name, value, *args, **kwargs):
+        if name == "train_loss":
+            logged.append(model.trainer.global_step + 1)  # the step it belongs to, counted from 1
+        return log(name, value, *args, **kwargs)
+
+    class Losses(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            losses.append(float(outputs["loss"]))
+
+    monkeypatch.setattr(model, "log", counted)
+    trainer = quiet_trainer(**bound, log_every_n_steps=5, callbacks=[Losses()])
+    trainer.fit(model, loader)
+    # Every 5th step, each epoch's last batch (step 7), and the run's last step: the run ends on its final loss.
+    assert logged == ([5, 7, 10, 12] if "max_steps" in bound else [5, 7, 10, 14])
+    assert float(trainer.callback_metrics["train_loss"]) == pytest.approx(losses[-1])

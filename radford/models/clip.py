@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from radford.errors import RadfordError
-from radford.models.common import adamw, warmup_cosine_schedule
+from radford.models.common import adamw, logging_step, warmup_cosine_schedule
 
 # Named sizes (paper table 19 and 20; OpenAI's released models; LAION's largest, as open_clip's configs give them,
 # GELU where OpenAI's are quick_gelu). A tuple of vision_layers makes a ResNet. The tiny ones train in minutes on a
@@ -587,9 +587,10 @@ class CLIP(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss, _, _ = self.loss(batch)
-        # Each process's local loss is its rows' share; their mean is the global batch's loss.
-        self.log("train_loss", loss, prog_bar=True, sync_dist=self.hparams.local_loss)
-        self.log("logit_scale", self.logit_scale.exp())
+        if logging_step(self.trainer):
+            # Each process's local loss is its rows' share; their mean is the global batch's loss.
+            self.log("train_loss", loss, prog_bar=True, sync_dist=self.hparams.local_loss)
+            self.log("logit_scale", self.logit_scale.exp())
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:

@@ -1,6 +1,6 @@
 """What radford's models share: token sampling and its checks, inference mode, AdamW with the papers' parameter
-groups, Muon for a model's weight matrices beside it, the warmup-cosine schedule, and length-sorted batches for
-``features``."""
+groups, Muon for a model's weight matrices beside it, the warmup-cosine schedule, length-sorted batches for
+``features``, and the steps a training metric is logged on."""
 
 from __future__ import annotations
 
@@ -233,6 +233,20 @@ def warmup_cosine_schedule(optimizer: torch.optim.Optimizer, model: L.LightningM
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
+def logging_step(trainer: L.Trainer) -> bool:
+    """Whether a training step logs its metrics: on the steps the loggers write (``log_every_n_steps``, or when the
+    run stops), on the last batch of an epoch, and on the run's last step, so that the bar, the logs and the report
+    end on the final values. Not at every step: a ``self.log`` costs about half a millisecond on a CPU (Lightning
+    moves its state to the value's device at every call), a few per cent of a small model's step. Lightning's
+    ``ThroughputMonitor`` logs on the same steps; Hugging Face's Trainer shows its loss every ``logging_steps``."""
+    return (
+        trainer._logger_connector.should_update_logs
+        or trainer.is_last_batch
+        or 0 < trainer.max_steps <= trainer.global_step + 1
+        or bool(trainer.fast_dev_run)
+    )
+
+
 __all__ = [
     "IGNORE_INDEX",
     "Optimizers",
@@ -242,6 +256,7 @@ __all__ = [
     "check_sampling",
     "inference",
     "length_sorted_batches",
+    "logging_step",
     "muon",
     "sample",
     "sampler",

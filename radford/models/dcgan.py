@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from radford.errors import RadfordError
 from radford.io import write_atomically
-from radford.models.common import adam
+from radford.models.common import adam, logging_step
 from radford.throughput import flop_count, on_meta
 
 FEATURE_GRID = 4  # section 5.1: each layer's features max-pooled to a 4x4 spatial grid
@@ -258,9 +258,12 @@ class DCGAN(L.LightningModule):
         self.manual_backward(g_loss)
         opt_g.step()
 
-        self.log_dict({"d_loss": d_loss, "g_loss": g_loss}, prog_bar=True)
-        # D(x) and D(G(z)): the discriminator's mean probability that real and generated images are real.
-        self.log_dict({"d_x": logits_real.detach().sigmoid().mean(), "d_g_z": logits_fake.detach().sigmoid().mean()})
+        if logging_step(self.trainer):
+            self.log_dict({"d_loss": d_loss, "g_loss": g_loss}, prog_bar=True)
+            # D(x) and D(G(z)): the discriminator's mean probability that real and generated images are real.
+            self.log_dict(
+                {"d_x": logits_real.detach().sigmoid().mean(), "d_g_z": logits_fake.detach().sigmoid().mean()}
+            )
 
     def training_flops(self, batch: Tensor | tuple[Tensor, ...] | list[Tensor]) -> int:
         """Model FLOPs of a training step on ``batch`` for ``radford.throughput.SpeedMonitor``'s MFU, counted on a meta

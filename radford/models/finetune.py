@@ -23,7 +23,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, M
 from torchmetrics.regression import PearsonCorrCoef, SpearmanCorrCoef
 
 from radford.errors import RadfordError
-from radford.models.common import adamw
+from radford.models.common import adamw, logging_step
 from radford.models.gpt import ARCHITECTURE, GPT
 from radford.tasks import NUM_SPECIAL, Task, check_task
 
@@ -210,10 +210,11 @@ class GPTFineTune(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         out = self.objective(batch)
-        self.log("train_loss", out["loss"], prog_bar=True)
-        self.log("train_task_loss", out["task_loss"])
-        if "lm_loss" in out:
-            self.log("train_lm_loss", out["lm_loss"])
+        if logging_step(self.trainer):
+            self.log("train_loss", out["loss"], prog_bar=True)
+            self.log("train_task_loss", out["task_loss"])
+            if "lm_loss" in out:
+                self.log("train_lm_loss", out["lm_loss"])
         return out["loss"]
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:

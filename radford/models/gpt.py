@@ -31,6 +31,7 @@ from radford.models.common import (
     check_sampling,
     inference,
     length_sorted_batches,
+    logging_step,
     muon,
     sampler,
     warmup_cosine_schedule,
@@ -395,8 +396,9 @@ class GPT(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = self.loss(batch)
-        # The mean over processes: under DDP the logged curve is the global batch's, as one process would log.
-        self.log("train_loss", loss, prog_bar=True, sync_dist=True)
+        if logging_step(self.trainer):
+            # The mean over processes: under DDP the logged curve is the global batch's, as one process would log.
+            self.log("train_loss", loss, prog_bar=True, sync_dist=True)
         return loss
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:

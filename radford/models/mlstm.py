@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from radford.errors import RadfordError
-from radford.models.common import adam, check_sampling, inference, length_sorted_batches, sampler
+from radford.models.common import adam, check_sampling, inference, length_sorted_batches, logging_step, sampler
 from radford.throughput import flop_count, on_meta
 from radford.tokenizers.bytes import VOCAB_SIZE, preprocess
 
@@ -313,7 +313,8 @@ class MLSTM(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         bpb = self._bits_per_byte(batch, batch_idx)
-        self.log("train_bpb", bpb, prog_bar=True)
+        if logging_step(self.trainer):
+            self.log("train_bpb", bpb, prog_bar=True)
         return bpb  # nats / ln 2: Adam's steps do not change with a constant factor of the loss
 
     def on_validation_start(self) -> None:
