@@ -308,3 +308,10 @@ def test_a_training_loss_is_logged_on_the_loggers_steps_and_the_last_ones(quiet_
     # Every 5th step, each epoch's last batch (step 7), and the run's last step: the run ends on its final loss.
     assert logged == ([5, 7, 10, 12] if "max_steps" in bound else [5, 7, 10, 14])
     assert float(trainer.callback_metrics["train_loss"]) == pytest.approx(losses[-1])
+
+
+def test_a_training_step_called_without_a_trainer_still_returns_its_loss():
+    torch.manual_seed(0)
+    model, data = GPT(**TINY), torch.randint(64, (2, 17))
+    batch = (data[:, :-1], data[:, 1:])
+    assert torch.equal(model.training_step(batch, 0), model.loss(batch))  # Lightning warns that nothing is logged

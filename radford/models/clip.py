@@ -587,7 +587,7 @@ class CLIP(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss, _, _ = self.loss(batch)
-        if logging_step(self.trainer):
+        if logging_step(self._trainer):
             # Each process's local loss is its rows' share; their mean is the global batch's loss.
             self.log("train_loss", loss, prog_bar=True, sync_dist=self.hparams.local_loss)
             self.log("logit_scale", self.logit_scale.exp())

@@ -258,7 +258,7 @@ class DCGAN(L.LightningModule):
         self.manual_backward(g_loss)
         opt_g.step()
 
-        if logging_step(self.trainer):
+        if logging_step(self._trainer):
             self.log_dict({"d_loss": d_loss, "g_loss": g_loss}, prog_bar=True)
             # D(x) and D(G(z)): the discriminator's mean probability that real and generated images are real.
             self.log_dict(

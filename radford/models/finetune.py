@@ -210,7 +210,7 @@ class GPTFineTune(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         out = self.objective(batch)
-        if logging_step(self.trainer):
+        if logging_step(self._trainer):
             self.log("train_loss", out["loss"], prog_bar=True)
             self.log("train_task_loss", out["task_loss"])
             if "lm_loss" in out:

@@ -396,7 +396,7 @@ class GPT(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = self.loss(batch)
-        if logging_step(self.trainer):
+        if logging_step(self._trainer):
             # The mean over processes: under DDP the logged curve is the global batch's, as one process would log.
             self.log("train_loss", loss, prog_bar=True, sync_dist=True)
         return loss

@@ -313,7 +313,7 @@ class MLSTM(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         bpb = self._bits_per_byte(batch, batch_idx)
-        if logging_step(self.trainer):
+        if logging_step(self._trainer):
             self.log("train_bpb", bpb, prog_bar=True)
         return bpb  # nats / ln 2: Adam's steps do not change with a constant factor of the loss
 
