@@ -316,9 +316,10 @@ def timed(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        preexec_fn=None if core is None else lambda: os.sched_setaffinity(0, {core}),
     ) as process:
         assert process.stdout is not None
+        if core is not None:  # here, not in preexec_fn, which is unsafe in a process with threads (--paired)
+            os.sched_setaffinity(process.pid, {core})  # its threads, all started later, inherit it
         for line in process.stdout:
             if math.isnan(seeded) and SEED_MARKER in line:
                 seeded = time.perf_counter() - t0
@@ -396,10 +397,7 @@ def score(run: dict[str, Any], text: Path) -> None:
     run's last checkpoint (the workers score their own)."""
     import radford
 
-    if "whole" not in run:
-        run["whole"] = held_out_loss(
-            radford.load(str(run["checkpoint"])), text_data(load_recipe(), text).val_dataloader()
-        )
+    run["whole"] = held_out_loss(radford.load(str(run["checkpoint"])), text_data(load_recipe(), text).val_dataloader())
 
 
 def run_worker(
